@@ -1,0 +1,99 @@
+"""Checkpoints stored in the bucket, next to their file, as server-side copies.
+
+Jupyter's local manager keeps one checkpoint per file, with id ``checkpoint``, at
+``folder/.ipynb_checkpoints/<name>-checkpoint<ext>``. We keep the same layout in the
+bucket, so a checkpoint is one CopyObject away from its file and never touches the
+server's local disk.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from jupyter_server.services.contents.checkpoints import AsyncCheckpoints
+from traitlets import Unicode
+
+from .errors import NotFound, to_http_error
+
+if TYPE_CHECKING:
+    from .manager import ObjectStoreContentsManager
+
+__all__ = ["ObjectStoreCheckpoints"]
+
+
+class ObjectStoreCheckpoints(AsyncCheckpoints):
+    """One checkpoint per file, kept in the bucket (see module docstring)."""
+
+    checkpoint_id = Unicode(
+        "checkpoint",
+        config=True,
+        help="Id of the one checkpoint kept per file, as in Jupyter. Default: 'checkpoint'.",
+    )
+
+    @property
+    def manager(self) -> ObjectStoreContentsManager:
+        return self.parent  # type: ignore[no-any-return]
+
+    def _key(self, api_path: str, checkpoint_id: str) -> str:
+        return self.manager.keys.checkpoint_key(api_path.strip("/"), checkpoint_id)
+
+    def _model(self, checkpoint_id: str, last_modified: Any) -> dict[str, Any]:
+        return {"id": checkpoint_id, "last_modified": last_modified}
+
+    async def create_checkpoint(self, contents_mgr: Any, path: str) -> dict[str, Any]:
+        storage = self.manager.storage
+        api_path = path.strip("/")
+        key = self._key(api_path, self.checkpoint_id)
+        try:
+            modified = await storage.copy(self.manager.keys.key(api_path), key)
+        except NotFound:
+            raise to_http_error(NotFound(f"File {api_path} does not exist", path=api_path)) from None
+        if modified is None:
+            modified = (await storage.head(key)).last_modified
+        return self._model(self.checkpoint_id, modified)
+
+    async def restore_checkpoint(self, contents_mgr: Any, checkpoint_id: str, path: str) -> None:
+        api_path = path.strip("/")
+        try:
+            await self.manager.storage.copy(
+                self._key(api_path, checkpoint_id), self.manager.keys.key(api_path)
+            )
+        except NotFound:
+            raise to_http_error(
+                NotFound(f"Checkpoint {checkpoint_id} of {api_path} does not exist", path=api_path)
+            ) from None
+
+    async def rename_checkpoint(self, checkpoint_id: str, old_path: str, new_path: str) -> None:
+        storage = self.manager.storage
+        old_key = self._key(old_path, checkpoint_id)
+        await storage.copy(old_key, self._key(new_path, checkpoint_id))
+        await storage.delete(old_key)
+
+    async def rename_all_checkpoints(self, old_path: str, new_path: str) -> None:
+        # One COPY tells whether a checkpoint exists: no HEAD first.
+        try:
+            await self.rename_checkpoint(self.checkpoint_id, old_path, new_path)
+        except NotFound:
+            return
+
+    async def delete_checkpoint(self, checkpoint_id: str, path: str) -> None:
+        storage = self.manager.storage
+        key = self._key(path, checkpoint_id)
+        try:
+            await storage.head(key)
+        except NotFound:
+            raise to_http_error(
+                NotFound(f"Checkpoint does not exist: {path}@{checkpoint_id}", path=path)
+            ) from None
+        await storage.delete(key)
+
+    async def delete_all_checkpoints(self, path: str) -> None:
+        # Deleting an absent key is not an error in object storage: one request, no HEAD.
+        await self.manager.storage.delete(self._key(path, self.checkpoint_id))
+
+    async def list_checkpoints(self, path: str) -> list[dict[str, Any]]:
+        try:
+            info = await self.manager.storage.head(self._key(path, self.checkpoint_id))
+        except NotFound:
+            return []
+        return [self._model(self.checkpoint_id, info.last_modified)]

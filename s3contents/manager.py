@@ -1,0 +1,903 @@
+"""The async contents manager shared by every provider (the API layer).
+
+:class:`ObjectStoreContentsManager` implements jupyter_server's ``AsyncContentsManager``
+on the storage port of :mod:`s3contents.storage`. Provider classes
+(:class:`~s3contents.S3ContentsManager`, :class:`~s3contents.gcs.GCSContentsManager`)
+only declare their settings and build the adapter.
+
+This is the only layer that turns the package's errors into HTTP errors (in
+:func:`_api`), and the only one that runs the pre- and post-save hooks. Each operation is
+written to spend as few storage requests as possible (see ``DESIGN.md``): a listing is one
+LIST, an open one GET, a save one PUT and one HEAD.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import posixpath
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, timezone
+from typing import Any, TypeVar, cast
+
+from jupyter_server.services.contents.manager import AsyncContentsManager
+from tornado.web import HTTPError
+from traitlets import Any as AnyTrait
+from traitlets import Float, Int, TraitError, Type, default, validate
+
+from . import models
+from .errors import (
+    AlreadyExists,
+    BadRequest,
+    ContentsError,
+    NotEmpty,
+    NotFound,
+    to_http_error,
+)
+from .paths import (
+    CHECKPOINT_DIR,
+    KeyMapper,
+    is_hidden_path,
+    join_api,
+    matches_globs,
+    normalize_api_path,
+    split_api,
+)
+from .settings import apply_environment
+from .storage.base import ObjectInfo, PutMode, Storage
+
+__all__ = ["ObjectStoreContentsManager"]
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+_COPY_PAT = re.compile(r"\-Copy\d*\.")
+#: Notebooks larger than this are parsed and serialised in a worker thread.
+_THREAD_THRESHOLD = 256 * 1024
+
+
+def _api(func: F) -> F:
+    """Turn the package's errors into tornado ``HTTPError`` at the API boundary."""
+
+    @functools.wraps(func)
+    async def wrapper(self: ObjectStoreContentsManager, *args: Any, **kwargs: Any) -> Any:
+        self._remember_loop()
+        try:
+            return await func(self, *args, **kwargs)
+        except ContentsError as err:
+            raise to_http_error(err) from None
+
+    return cast(F, wrapper)
+
+
+def _call_hook(hook: Callable[..., Any], **candidates: Any) -> Any:
+    """Call ``hook`` with those of ``candidates`` it accepts (all of them if it has **kw)."""
+    try:
+        params = inspect.signature(hook).parameters
+    except (TypeError, ValueError):
+        return hook(**candidates)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return hook(**candidates)
+    return hook(**{k: v for k, v in candidates.items() if k in params})
+
+
+class ObjectStoreContentsManager(AsyncContentsManager):
+    """Jupyter contents (notebooks, files, folders, checkpoints) in an object store."""
+
+    post_save_hook = AnyTrait(
+        None,
+        config=True,
+        allow_none=True,
+        help="""Python callable or importstring naming one, called after each save.
+
+        Called as ``hook(model=model, s3_path=s3_path, contents_manager=self)``, where
+        ``s3_path`` is the API path of the file just written (without bucket or prefix)
+        and ``model`` the saved model without content. It runs in a worker thread, so it
+        may block (nbconvert, for instance) without stalling the server, and may use the
+        synchronous ``contents_manager.fs.read(path, format=...)`` and
+        ``contents_manager.fs.write(path=..., content=..., format=...)``. A hook that
+        raises makes the request answer 500 after the file was saved, as in Jupyter.
+        Default: None.
+        """,
+    )
+
+    @validate("post_save_hook")
+    def _validate_post_save_hook(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if isinstance(value, str):
+            from jupyter_server.utils import import_item
+
+            value = import_item(value)
+        if value is not None and not callable(value):
+            raise TraitError("post_save_hook must be callable")
+        return value
+
+    max_concurrency = Int(
+        32,
+        config=True,
+        help="""Storage requests one folder rename, copy or delete runs at once.
+        Default: 32. Environment variable: S3CONTENTS_MAX_CONCURRENCY.""",
+    ).tag(env="S3CONTENTS_MAX_CONCURRENCY")
+
+    upload_part_size = Int(
+        8 * 1024 * 1024,
+        config=True,
+        help="""Bytes buffered per chunked upload before they are sent as one multipart
+        part; bounds the memory each upload holds. At least 5 MiB. Default: 8 MiB.
+        Environment variable: S3CONTENTS_UPLOAD_PART_SIZE.""",
+    ).tag(env="S3CONTENTS_UPLOAD_PART_SIZE")
+
+    upload_timeout = Float(
+        600.0,
+        config=True,
+        help="""Seconds after which a chunked upload that stopped receiving chunks is
+        aborted and its parts freed in the bucket. Default: 600. Environment variable:
+        S3CONTENTS_UPLOAD_TIMEOUT.""",
+    ).tag(env="S3CONTENTS_UPLOAD_TIMEOUT")
+
+    files_handler_class = Type(
+        default_value="s3contents.handlers.StreamingFilesHandler",
+        klass="tornado.web.RequestHandler",
+        allow_none=True,
+        config=True,
+        help="""Handler of /files/ downloads: streams the object from the bucket in
+        pieces, with the right content type, never through local disk.""",
+    )
+
+    #: Name of the folder marker object.
+    folder_marker = ".s3keep"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        apply_environment(self)
+        self._storage: Storage | None = None
+        self._keys: KeyMapper | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._uploads: Any = None
+        self._fs: Any = None
+
+    # -- provider hooks -------------------------------------------------------------------
+    def _build_storage(self) -> Storage:
+        """Build the provider's storage adapter (overridden by provider classes)."""
+        raise NotImplementedError
+
+    def _key_prefix(self) -> str:
+        return ""
+
+    def _key_delimiter(self) -> str:
+        return "/"
+
+    # -- wiring ---------------------------------------------------------------------------
+    @property
+    def storage(self) -> Storage:
+        """The storage adapter (built on first use)."""
+        if self._storage is None:
+            self._storage = self._build_storage()
+        return self._storage
+
+    @storage.setter
+    def storage(self, value: Storage) -> None:
+        self._storage = value
+
+    @property
+    def keys(self) -> KeyMapper:
+        """Maps API paths to object keys."""
+        if self._keys is None:
+            self._keys = KeyMapper(
+                prefix=self._key_prefix(),
+                delimiter=self._key_delimiter(),
+                marker=self.folder_marker,
+            )
+        return self._keys
+
+    @property
+    def fs(self) -> Any:
+        """Synchronous file access for save hooks (see :class:`s3contents.hookfs.HookFS`)."""
+        if self._fs is None:
+            from .hookfs import HookFS
+
+            self._fs = HookFS(self)
+        return self._fs
+
+    @property
+    def uploads(self) -> Any:
+        """Chunked uploads in progress (see :mod:`s3contents.uploads`)."""
+        if self._uploads is None:
+            from .uploads import ChunkedUploads
+
+            self._uploads = ChunkedUploads(
+                self.storage, part_size=self.upload_part_size, timeout=self.upload_timeout
+            )
+        return self._uploads
+
+    def _remember_loop(self) -> None:
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+
+    @default("checkpoints_class")
+    def _default_checkpoints_class(self) -> type:
+        from .checkpoints import ObjectStoreCheckpoints
+
+        return ObjectStoreCheckpoints
+
+    def info_string(self) -> str:
+        prefix = self.keys.prefix
+        return f"Serving contents from {self.storage.url}" + (f"/{prefix}" if prefix else "")
+
+    # -- rules ----------------------------------------------------------------------------
+    def _norm(self, api_path: str | None) -> str:
+        return normalize_api_path(api_path)
+
+    def _reserved(self, api_path: str) -> bool:
+        """Names the package owns: folder markers and the checkpoint folders."""
+        names = api_path.split("/")
+        return names[-1] == self.folder_marker or CHECKPOINT_DIR in names
+
+    def _check_readable(self, api_path: str) -> None:
+        if api_path and (
+            (not self.allow_hidden and is_hidden_path(api_path))
+            or api_path.split("/")[-1] == self.folder_marker
+        ):
+            raise NotFound(f"file or directory does not exist: {api_path!r}", path=api_path)
+
+    def _check_writable(self, api_path: str, verb: str = "create") -> None:
+        if not api_path:
+            raise BadRequest(f"Cannot {verb} the root folder", path=api_path)
+        if self._reserved(api_path):
+            raise BadRequest(f"Cannot {verb} {api_path!r}: the name is reserved", path=api_path)
+        if not self.allow_hidden and is_hidden_path(api_path):
+            raise BadRequest(f"Cannot {verb} file or directory {api_path!r}", path=api_path)
+
+    def _listable(self, name: str) -> bool:
+        if name in (self.folder_marker, CHECKPOINT_DIR) or not name:
+            return False
+        if not self.allow_hidden and name.startswith("."):
+            return False
+        return not matches_globs(name, list(self.hide_globs))
+
+    @staticmethod
+    def _kind(api_path: str, type_: str | None = None) -> str:
+        if type_ in ("notebook", "file"):
+            return type_
+        return "notebook" if api_path.endswith(".ipynb") else "file"
+
+    # -- folders --------------------------------------------------------------------------
+    async def _list_dir(self, api_path: str) -> tuple[list[ObjectInfo], list[str], bool]:
+        """One delimited LIST of a folder: (files, subfolder names, exists)."""
+        prefix = self.keys.dir_prefix(api_path)
+        listing = await self.storage.list(prefix, self.keys.delimiter)
+        files = []
+        exists = bool(listing.prefixes)
+        for obj in listing.objects:
+            exists = True
+            if obj.key == prefix or obj.key.endswith(self.keys.delimiter):
+                continue  # a zero-byte "folder/" object (AWS console, SeaweedFS)
+            files.append(obj)
+        dirs = [self.keys.child_name(prefix, p) for p in listing.prefixes]
+        return files, [d for d in dirs if d], exists or not api_path
+
+    def _dir_model_from_listing(
+        self, api_path: str, files: list[ObjectInfo], dirs: list[str], content: bool
+    ) -> dict[str, Any]:
+        prefix = self.keys.dir_prefix(api_path)
+        # A folder has no date of its own in object storage: take its newest direct entry
+        # (its marker included), the store's own time, or the epoch when it has none.
+        newest = max((o.last_modified for o in files), default=models.UNKNOWN_TIME)
+        entries: list[dict[str, Any]] | None = None
+        if content:
+            entries = []
+            for obj in files:
+                name = self.keys.child_name(prefix, obj.key)
+                if not self._listable(name):
+                    continue
+                child = join_api(api_path, name)
+                entries.append(
+                    models.file_model(child, self._kind(child), obj.last_modified, obj.size)
+                )
+            for name in dirs:
+                if self._listable(name):
+                    entries.append(models.directory_model(join_api(api_path, name), None))
+        return models.directory_model(api_path, newest, entries)
+
+    async def _dir_exists(self, api_path: str) -> bool:
+        if not api_path:
+            return True
+        return await self.storage.exists_any(self.keys.dir_prefix(api_path))
+
+    async def _file_info(self, api_path: str) -> ObjectInfo | None:
+        if not api_path:
+            return None
+        try:
+            return await self.storage.head(self.keys.key(api_path))
+        except NotFound:
+            return None
+
+    # -- existence ------------------------------------------------------------------------
+    @_api
+    async def dir_exists(self, path: str) -> bool:
+        api_path = self._norm(path)
+        return await self._dir_exists(api_path)
+
+    @_api
+    async def file_exists(self, path: str = "") -> bool:
+        api_path = self._norm(path)
+        return await self._file_info(api_path) is not None
+
+    @_api
+    async def exists(self, path: str) -> bool:
+        api_path = self._norm(path)
+        if not api_path:
+            return True
+        return await self._file_info(api_path) is not None or await self._dir_exists(api_path)
+
+    async def is_hidden(self, path: str) -> bool:
+        try:
+            api_path = self._norm(path)
+        except ContentsError:
+            return True
+        return is_hidden_path(api_path) or self._reserved(api_path)
+
+    # -- get ------------------------------------------------------------------------------
+    @_api
+    async def get(
+        self,
+        path: str,
+        content: bool = True,
+        type: str | None = None,
+        format: str | None = None,
+        require_hash: bool = False,
+    ) -> dict[str, Any]:
+        """The model of a file, notebook or folder (see jupyter_server's contents API)."""
+        api_path = self._norm(path)
+        if type not in (None, "file", "notebook", "directory"):
+            raise BadRequest(f"Unknown type {type!r}", path=api_path)
+        self._check_readable(api_path)
+        if not api_path or type == "directory":
+            model = await self._get_dir(api_path, content, type)
+        elif type in ("file", "notebook") or "." in api_path.rsplit("/", 1)[-1]:
+            # Names with an extension are files nearly always: ask for the object first.
+            model = await self._get_file(api_path, content, type, format, require_hash)
+            if model is None:
+                model = await self._get_dir(api_path, content, type)
+        else:
+            # Extension-less names are folders nearly always: one LIST answers for a
+            # folder, and only a miss costs the GET or HEAD of a file.
+            files, dirs, exists = await self._list_dir(api_path)
+            if exists:
+                model = self._dir_model_from_listing(api_path, files, dirs, content)
+            else:
+                model = await self._get_file(api_path, content, type, format, require_hash)
+                if model is None:
+                    raise NotFound(f"No such file or directory: {api_path}", path=api_path)
+        self.emit(data={"action": "get", "path": api_path})
+        return model
+
+    async def _get_dir(self, api_path: str, content: bool, type_: str | None) -> dict[str, Any]:
+        files, dirs, exists = await self._list_dir(api_path)
+        if not exists:
+            if type_ == "directory" and await self._file_info(api_path) is not None:
+                raise BadRequest(f"{api_path} is not a directory", path=api_path)
+            raise NotFound(f"No such file or directory: {api_path}", path=api_path)
+        if type_ in ("file", "notebook"):
+            raise BadRequest(f"{api_path} is a directory, not a {type_}", path=api_path)
+        return self._dir_model_from_listing(api_path, files, dirs, content)
+
+    async def _get_file(
+        self,
+        api_path: str,
+        content: bool,
+        type_: str | None,
+        fmt: str | None,
+        require_hash: bool,
+    ) -> dict[str, Any] | None:
+        """File or notebook model, or ``None`` when no object has that key."""
+        key = self.keys.key(api_path)
+        kind = self._kind(api_path, type_)
+        try:
+            if not content and not require_hash:
+                info = await self.storage.head(key)
+                return models.file_model(api_path, kind, info.last_modified, info.size)
+            data, info = await self.storage.get(key)
+        except NotFound:
+            return None
+        model = models.file_model(api_path, kind, info.last_modified, info.size)
+        if content:
+            if kind == "notebook":
+                validation_error: dict[str, Any] = {}
+                if len(data) > _THREAD_THRESHOLD:
+                    nb = await asyncio.to_thread(
+                        models.parse_notebook, data, api_path, validation_error
+                    )
+                else:
+                    nb = models.parse_notebook(data, api_path, validation_error)
+                self.mark_trusted_cells(nb, api_path)
+                model["content"] = nb
+                model["format"] = "json"
+                self.validate_notebook_model(model, validation_error)
+            else:
+                text, used = models.decode_content(data, fmt, api_path)
+                model["content"] = text
+                model["format"] = used
+                if model["mimetype"] is None:
+                    model["mimetype"] = "text/plain" if used == "text" else "application/octet-stream"
+        if require_hash:
+            model.update(models.hash_fields(data, self.hash_algorithm))
+        return model
+
+    # -- save -----------------------------------------------------------------------------
+    @_api
+    async def save(self, model: dict[str, Any], path: str = "") -> dict[str, Any]:
+        """Save a model (notebook, file, folder, or one chunk of an upload)."""
+        return await self._save(model, path, PutMode.OVERWRITE)
+
+    async def _save(self, model: dict[str, Any], path: str, mode: PutMode) -> dict[str, Any]:
+        api_path = self._norm(path)
+        if not isinstance(model, dict):
+            raise BadRequest("The model must be a JSON object", path=api_path)
+        self._check_writable(api_path, "create")
+        chunk = model.get("chunk")
+        if chunk is not None:
+            return await self._save_chunk(model, api_path, chunk)
+
+        await self._run_pre_save_hooks(model, api_path)
+        type_ = model.get("type")
+        if type_ is None:
+            raise BadRequest("No file type provided", path=api_path)
+        if "content" not in model and type_ != "directory":
+            raise BadRequest("No file content provided", path=api_path)
+        creating = mode is PutMode.CREATE
+        if creating:
+            # Creating needs an existing parent, as on a file system. Overwriting an
+            # existing file (a save) skips the check: it costs a LIST per save.
+            await self._check_parent(api_path)
+
+        validation_message = None
+        if type_ == "directory":
+            await self._make_dir(api_path)
+            saved = await self._get_dir(api_path, False, "directory")
+        elif type_ in ("notebook", "file"):
+            key = self.keys.key(api_path)
+            if type_ == "notebook":
+                nb = models.notebook_from_model(model["content"], api_path)
+                self.check_and_sign(nb, api_path)
+                validation_error: dict[str, Any] = {}
+                data = await self._encode_notebook(nb, validation_error)
+                content_type = models.NOTEBOOK_MIMETYPE
+            else:
+                data = models.encode_content(model["content"], model.get("format"), api_path)
+                content_type = models.guess_mimetype(api_path) or "application/octet-stream"
+            if creating and await self._dir_exists_cheap(api_path):
+                raise AlreadyExists(f"A folder named {api_path} exists", path=api_path)
+            await self.storage.put(key, data, mode=mode, content_type=content_type)
+            info = await self.storage.head(key)
+            saved = models.file_model(api_path, type_, info.last_modified, info.size)
+            if type_ == "notebook":
+                self.validate_notebook_model(model, validation_error)
+                validation_message = model.get("message")
+        else:
+            raise BadRequest(f"Unhandled contents type: {type_}", path=api_path)
+
+        if validation_message:
+            saved["message"] = validation_message
+        await self._run_post_save_hooks(saved, api_path)
+        self.emit(data={"action": "save", "path": api_path})
+        return saved
+
+    async def _dir_exists_cheap(self, api_path: str) -> bool:
+        """Is there a folder where a file is about to be written?
+
+        Only asked for extension-less names, where a folder is plausible: saving a file
+        over a folder name would make one name both a file and a folder.
+        """
+        if "." in api_path.rsplit("/", 1)[-1]:
+            return False
+        return await self._dir_exists(api_path)
+
+    async def _check_parent(self, api_path: str) -> None:
+        """The parent folder must exist, as on a file system (free for the root, else
+        one LIST of at most one key): object storage would otherwise create it silently."""
+        parent, _ = split_api(api_path)
+        if parent and not await self._dir_exists(parent):
+            raise NotFound(f"No such directory: {parent}", path=parent)
+
+    async def _encode_notebook(self, nb: Any, validation_error: dict[str, Any]) -> bytes:
+        # Serialising a large notebook takes tens of milliseconds: keep it off the loop.
+        if sum(len(str(c.get("source", ""))) for c in nb.get("cells", ())) > _THREAD_THRESHOLD:
+            return await asyncio.to_thread(models.encode_notebook, nb, validation_error)
+        return models.encode_notebook(nb, validation_error)
+
+    async def _make_dir(self, api_path: str) -> None:
+        if await self._file_info(api_path) is not None:
+            raise BadRequest(f"Not a directory: {api_path}", path=api_path)
+        await self.storage.put(self.keys.marker_key(api_path), b"")
+
+    async def _save_chunk(self, model: dict[str, Any], api_path: str, chunk: Any) -> dict[str, Any]:
+        if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk == 0 or chunk < -1:
+            raise BadRequest(f"Invalid chunk number {chunk!r}", path=api_path)
+        if model.get("type") not in ("file", None):
+            raise BadRequest("Only files can be uploaded in chunks", path=api_path)
+        if "content" not in model:
+            raise BadRequest("No file content provided", path=api_path)
+        if chunk == 1:
+            await self._run_pre_save_hooks(model, api_path)
+            await self._check_parent(api_path)
+        data = models.encode_content(model["content"], model.get("format"), api_path)
+        key = self.keys.key(api_path)
+        content_type = models.guess_mimetype(api_path) or "application/octet-stream"
+        done, received = await self.uploads.add(key, chunk, data, content_type)
+        if not done:
+            saved = models.file_model(api_path, "file", datetime.now(timezone.utc), received)
+            return saved
+        info = await self.storage.head(key)
+        saved = models.file_model(api_path, "file", info.last_modified, info.size)
+        await self._run_post_save_hooks(saved, api_path)
+        self.emit(data={"action": "save", "path": api_path})
+        return saved
+
+    # -- hooks ----------------------------------------------------------------------------
+    async def _run_pre_save_hooks(self, model: dict[str, Any], api_path: str) -> None:
+        if self.pre_save_hook is None and not self._pre_save_hooks:
+            return
+        # Hooks are user code that may block: run them in a worker thread. They may use
+        # ``contents_manager.fs``, which hops back onto this loop.
+        await asyncio.to_thread(self.run_pre_save_hooks, model=model, path=api_path)
+
+    async def _run_post_save_hooks(self, model: dict[str, Any], api_path: str) -> None:
+        hooks = [self.post_save_hook] if self.post_save_hook is not None else []
+        hooks += list(self._post_save_hooks)
+        for hook in hooks:
+            self.log.debug("Running post-save hook on %s", api_path)
+            try:
+                await asyncio.to_thread(
+                    _call_hook,
+                    hook,
+                    model=model,
+                    s3_path=api_path,
+                    os_path=api_path,
+                    contents_manager=self,
+                )
+            except HTTPError:
+                raise
+            except Exception as err:
+                self.log.error("Post-save hook failed on %s", api_path, exc_info=True)
+                raise HTTPError(
+                    500, f"Unexpected error while running post hook save: {err}"
+                ) from None
+
+    # -- new / copy -----------------------------------------------------------------------
+    @_api
+    async def new(self, model: dict[str, Any] | None = None, path: str = "") -> dict[str, Any]:
+        """Create a new file or folder at ``path`` (refuses to replace an existing file)."""
+        api_path = self._norm(path)
+        model = dict(model or {})
+        self._fill_new_model(model, api_path)
+        return await self._save(model, api_path, PutMode.CREATE)
+
+    @staticmethod
+    def _fill_new_model(model: dict[str, Any], api_path: str) -> None:
+        from nbformat.v4 import new_notebook
+
+        model.setdefault("type", "notebook" if api_path.endswith(".ipynb") else "file")
+        if "content" not in model and model["type"] != "directory":
+            if model["type"] == "notebook":
+                model["content"] = new_notebook()
+                model["format"] = "json"
+            else:
+                model["content"] = ""
+                model["type"] = "file"
+                model["format"] = "text"
+
+    async def _taken_names(self, dir_path: str) -> set[str]:
+        files, dirs, exists = await self._list_dir(dir_path)
+        if not exists:
+            raise NotFound(f"No such directory: {dir_path}", path=dir_path)
+        prefix = self.keys.dir_prefix(dir_path)
+        return {self.keys.child_name(prefix, o.key) for o in files} | set(dirs)
+
+    @staticmethod
+    def _candidates(filename: str, insert: str) -> Iterable[str]:
+        basename, dot, ext = filename.rpartition(".")
+        if ext != "ipynb":
+            basename, dot, ext = filename.partition(".")
+        suffix = dot + ext
+        i = 0
+        while True:
+            yield f"{basename}{insert}{i}{suffix}" if i else f"{basename}{suffix}"
+            i += 1
+
+    async def _create_unique(
+        self,
+        dir_path: str,
+        filename: str,
+        insert: str,
+        create: Callable[[str], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """Create ``filename`` (or the first free ``filename<insert>N``) in ``dir_path``.
+
+        One LIST finds the free name; the create-only write makes the choice safe against
+        a racing client, and a lost race moves on to the next name.
+        """
+        taken = await self._taken_names(dir_path)
+        attempts = 0
+        for name in self._candidates(filename, insert):
+            if name in taken:
+                continue
+            try:
+                return await create(join_api(dir_path, name))
+            except AlreadyExists:
+                taken.add(name)
+                attempts += 1
+                if attempts > 100:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @_api
+    async def new_untitled(self, path: str = "", type: str = "", ext: str = "") -> dict[str, Any]:
+        """Create a new untitled file, notebook or folder in the folder ``path``."""
+        dir_path = self._norm(path)
+        self._check_readable(dir_path)
+        model: dict[str, Any] = {}
+        if type:
+            model["type"] = type
+        model.setdefault("type", "notebook" if ext == ".ipynb" else "file")
+        insert = ""
+        if model["type"] == "directory":
+            untitled, insert = self.untitled_directory, " "
+        elif model["type"] == "notebook":
+            untitled, ext = self.untitled_notebook, ".ipynb"
+        elif model["type"] == "file":
+            untitled = self.untitled_file
+        else:
+            raise BadRequest(f"Unexpected model type: {model['type']!r}", path=dir_path)
+
+        async def create(api_path: str) -> dict[str, Any]:
+            m = dict(model)
+            if m["type"] == "directory":
+                # Create-only marker: a folder of that name appearing meanwhile is a race lost.
+                self._check_writable(api_path)
+                await self.storage.put(self.keys.marker_key(api_path), b"", mode=PutMode.CREATE)
+                saved = await self._get_dir(api_path, False, "directory")
+                self.emit(data={"action": "save", "path": api_path})
+                return saved
+            self._fill_new_model(m, api_path)
+            return await self._save(m, api_path, PutMode.CREATE)
+
+        return await self._create_unique(dir_path, untitled + ext, insert, create)
+
+    @_api
+    async def copy(self, from_path: str, to_path: str | None = None) -> dict[str, Any]:
+        """Copy a file or folder server-side, never replacing an existing entry."""
+        src = self._norm(from_path)
+        self._check_readable(src)
+        dst = self._norm(to_path) if to_path is not None else None
+        from_dir, from_name = split_api(src)
+        info = await self._file_info(src)
+        is_dir = info is None
+        if is_dir and not await self._dir_exists(src):
+            raise NotFound(f"No such file or directory: {src}", path=src)
+
+        target_dir = dst if dst is not None else from_dir
+        if dst is None or await self._dir_exists(target_dir):
+            name = _COPY_PAT.sub(".", from_name)
+
+            async def create(api_path: str) -> dict[str, Any]:
+                return await self._copy_to(src, api_path, info)
+
+            model = await self._create_unique(target_dir, name, "-Copy", create)
+        else:
+            to_dir, _ = split_api(dst)
+            if to_dir and not await self._dir_exists(to_dir):
+                raise NotFound(f"No such parent directory: {to_dir} to copy file in", path=to_dir)
+            model = await self._copy_to(src, dst, info)
+        self.emit(data={"action": "copy", "path": model["path"], "source_path": src})
+        return model
+
+    async def _copy_to(self, src: str, dst: str, src_info: ObjectInfo | None) -> dict[str, Any]:
+        """Copy the file (``src_info`` given) or folder ``src`` to the new name ``dst``."""
+        self._check_writable(dst, "copy to")
+        if src_info is not None:
+            if await self._dir_exists_cheap(dst):
+                raise AlreadyExists(f"A folder named {dst} exists", path=dst)
+            dst_key = self.keys.key(dst)
+            modified = await self.storage.copy(self.keys.key(src), dst_key, mode=PutMode.CREATE)
+            if modified is None:
+                modified = (await self.storage.head(dst_key)).last_modified
+            return models.file_model(dst, self._kind(dst), modified, src_info.size)
+        if dst == src or dst.startswith(src + "/"):
+            raise BadRequest(f"Cannot copy {src} into itself", path=dst)
+        if await self._file_info(dst) is not None or await self._dir_exists(dst):
+            raise AlreadyExists(f"File already exists: {dst}", path=dst)
+        await self._copy_tree(src, dst)
+        return await self._get_dir(dst, False, "directory")
+
+    async def _tree_keys(self, api_path: str) -> list[ObjectInfo]:
+        return [o async for o in self.storage.list_all(self.keys.dir_prefix(api_path))]
+
+    async def _copy_tree(
+        self, src: str, dst: str, objects: list[ObjectInfo] | None = None
+    ) -> list[str]:
+        """Copy every object under folder ``src`` to folder ``dst``; returns the new keys.
+
+        Copies run concurrently (bounded). If one fails, the copies already made are
+        deleted again, so the source stays the only complete tree.
+        """
+        src_prefix, dst_prefix = self.keys.dir_prefix(src), self.keys.dir_prefix(dst)
+        if objects is None:
+            objects = await self._tree_keys(src)
+        pairs = [
+            (o.key, dst_prefix + o.key[len(src_prefix) :])
+            for o in objects
+            if not o.key.endswith(self.keys.delimiter)
+        ]
+        if not pairs:
+            await self.storage.put(self.keys.marker_key(dst), b"", mode=PutMode.CREATE)
+            return [self.keys.marker_key(dst)]
+        done: list[str] = []
+        sem = asyncio.Semaphore(max(1, self.max_concurrency))
+
+        async def one(src_key: str, dst_key: str) -> None:
+            async with sem:
+                await self.storage.copy(src_key, dst_key, mode=PutMode.CREATE)
+                done.append(dst_key)
+
+        results = await asyncio.gather(*(one(s, d) for s, d in pairs), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            try:
+                await self.storage.delete_many(done)
+            except ContentsError:
+                self.log.warning("Could not roll back a partial copy to %s", dst)
+            first = failures[0]
+            if isinstance(first, ContentsError):
+                raise first
+            raise first
+        return [d for _, d in pairs]
+
+    # -- rename / delete ------------------------------------------------------------------
+    @_api
+    async def rename_file(self, old_path: str, new_path: str) -> None:
+        """Rename a file or folder (server-side copies, then deletion of the source)."""
+        old, new = self._norm(old_path), self._norm(new_path)
+        if old == new:
+            return
+        self._check_writable(old, "rename")
+        self._check_writable(new, "rename to")
+        same_parent = split_api(old)[0] == split_api(new)[0]
+        info = await self._file_info(old)
+        if info is not None:
+            if not same_parent:
+                await self._check_parent(new)
+            if await self._dir_exists_cheap(new):
+                raise AlreadyExists(f"File already exists: {new}", path=new)
+            try:
+                await self.storage.copy(
+                    self.keys.key(old), self.keys.key(new), mode=PutMode.CREATE
+                )
+            except AlreadyExists:
+                raise AlreadyExists(f"File already exists: {new}", path=new) from None
+            await self.storage.delete(self.keys.key(old))
+            return
+        objects = await self._tree_keys(old)
+        if not objects:
+            raise NotFound(f"File or directory does not exist: {old}", path=old)
+        if new.startswith(old + "/"):
+            raise BadRequest(f"Cannot move {old} into itself", path=new)
+        if await self._file_info(new) is not None or await self._dir_exists(new):
+            raise AlreadyExists(f"File already exists: {new}", path=new)
+        if not same_parent:
+            await self._check_parent(new)
+        await self._copy_tree(old, new, objects)
+        await self._delete_tree(old, objects)
+
+    async def _delete_tree(self, api_path: str, objects: list[ObjectInfo]) -> None:
+        """Delete every listed object of a folder, then the folder entries themselves.
+
+        Some servers (SeaweedFS) keep an emptied folder visible as a ``folder/`` entry until
+        that key is deleted; AWS has no such entries. Deleting them (deepest first, after
+        the objects) makes the folder disappear on both.
+        """
+        delim = self.keys.delimiter
+        root = self.keys.dir_prefix(api_path)
+        folders = {root}
+        for o in objects:
+            rel = o.key[len(root) :]
+            parts = rel.split(delim)[:-1]
+            for i in range(1, len(parts) + 1):
+                folders.add(root + delim.join(parts[:i]) + delim)
+        keys = [o.key for o in objects if not o.key.endswith(delim)]
+        await self.storage.delete_many(keys)
+        await self.storage.delete_many(sorted(folders, key=len, reverse=True))
+
+    @_api
+    async def delete_file(self, path: str) -> None:
+        """Delete a file, or a folder and everything in it."""
+        api_path = self._norm(path)
+        if not api_path:
+            raise BadRequest("Can't delete root", path=api_path)
+        self._check_writable(api_path, "delete")
+        if await self._file_info(api_path) is not None:
+            await self.storage.delete(self.keys.key(api_path))
+            return
+        objects = await self._tree_keys(api_path)
+        if not objects:
+            raise NotFound(f"File or directory does not exist: {api_path}", path=api_path)
+        if not self.delete_to_trash and not self.always_delete_dir:
+            prefix = self.keys.dir_prefix(api_path)
+            for o in objects:
+                rel = o.key[len(prefix) :]
+                first = rel.split(self.keys.delimiter, 1)[0]
+                if rel and first not in (self.folder_marker, CHECKPOINT_DIR):
+                    raise NotEmpty(f"Directory {api_path} not empty", path=api_path)
+        await self._delete_tree(api_path, objects)
+
+    @_api
+    async def delete(self, path: str) -> None:
+        api_path = self._norm(path)
+        if not api_path:
+            raise BadRequest("Can't delete root", path=api_path)
+        await self.delete_file(api_path)
+        await self.checkpoints.delete_all_checkpoints(api_path)
+        self.emit(data={"action": "delete", "path": api_path})
+
+    @_api
+    async def rename(self, old_path: str, new_path: str) -> None:
+        old, new = self._norm(old_path), self._norm(new_path)
+        await self.rename_file(old, new)
+        if old != new:
+            await self.checkpoints.rename_all_checkpoints(old, new)
+        self.emit(data={"action": "rename", "path": new, "source_path": old})
+
+    @_api
+    async def update(self, model: dict[str, Any], path: str) -> dict[str, Any]:
+        api_path = self._norm(path)
+        if not isinstance(model, dict):
+            raise BadRequest("The model must be a JSON object", path=api_path)
+        new_path = model.get("path", api_path)
+        if not isinstance(new_path, str):
+            raise BadRequest("'path' must be a string", path=api_path)
+        new_path = self._norm(new_path)
+        if api_path != new_path:
+            await self.rename(api_path, new_path)
+        return await self.get(new_path, content=False)
+
+    # -- trust, kernels, checkpoints ------------------------------------------------------
+    @_api
+    async def trust_notebook(self, path: str) -> None:
+        api_path = self._norm(path)
+        model = await self.get(api_path)
+        nb = model["content"]
+        self.log.warning("Trusting notebook %s", api_path)
+        self.notary.mark_cells(nb, True)
+        self.check_and_sign(nb, api_path)
+
+    async def get_kernel_path(self, path: str, model: Any = None) -> str:
+        """Kernels start in a temporary local folder: notebooks have no local directory."""
+        return ""
+
+    @_api
+    async def create_checkpoint(self, path: str) -> dict[str, Any]:
+        return cast(dict[str, Any], await super().create_checkpoint(self._norm(path)))
+
+    @_api
+    async def restore_checkpoint(self, checkpoint_id: str, path: str) -> None:
+        await super().restore_checkpoint(checkpoint_id, self._norm(path))
+
+    @_api
+    async def list_checkpoints(self, path: str) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], await super().list_checkpoints(self._norm(path)))
+
+    @_api
+    async def delete_checkpoint(self, checkpoint_id: str, path: str) -> None:
+        await super().delete_checkpoint(checkpoint_id, self._norm(path))
+
+    # -- helpers for callers ----------------------------------------------------------------
+    def key_for(self, api_path: str) -> str:
+        """Object key of an API path (for hooks and tools)."""
+        return self.keys.key(self._norm(api_path))
+
+    @staticmethod
+    def splitext(name: str) -> tuple[str, str]:
+        return posixpath.splitext(name)

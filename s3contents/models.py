@@ -1,0 +1,161 @@
+"""Pure builders of Jupyter contents models from object metadata and bytes.
+
+No I/O here: the manager fetches, these functions shape. Every model carries all the keys
+jupyter_server's ``validate_model`` requires, with timezone-aware UTC times taken from the
+store's own ``LastModified`` (object storage keeps no creation time, so ``created`` is the
+last write, as for a file rewritten in place).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+from base64 import decodebytes, encodebytes
+from binascii import Error as BinasciiError
+from datetime import datetime, timezone
+from typing import Any
+
+import nbformat
+
+from .errors import BadRequest
+
+__all__ = [
+    "NOTEBOOK_MIMETYPE",
+    "UNKNOWN_TIME",
+    "decode_content",
+    "directory_model",
+    "encode_notebook",
+    "file_model",
+    "hash_fields",
+    "guess_mimetype",
+    "parse_notebook",
+]
+
+NOTEBOOK_MIMETYPE = "application/x-ipynb+json"
+#: Time reported when the store has none (a folder that exists only through its keys),
+#: the same fallback jupyter_server uses for an unreadable modification time.
+UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _name(api_path: str) -> str:
+    return api_path.rsplit("/", 1)[-1]
+
+
+def _base(api_path: str, type_: str, last_modified: datetime | None, size: int | None) -> dict[str, Any]:
+    return {
+        "name": _name(api_path),
+        "path": api_path,
+        "type": type_,
+        "writable": True,
+        "created": last_modified,
+        "last_modified": last_modified,
+        "mimetype": None,
+        "content": None,
+        "format": None,
+        "size": size,
+        "hash": None,
+        "hash_algorithm": None,
+    }
+
+
+def directory_model(
+    api_path: str, last_modified: datetime | None, content: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A directory model; ``content`` is its listing (models without content) or ``None``."""
+    model = _base(api_path, "directory", last_modified, None)
+    if content is not None:
+        model["content"] = content
+        model["format"] = "json"
+    return model
+
+
+def guess_mimetype(name: str) -> str | None:
+    """MIME type from the file name, as jupyter_server guesses it."""
+    return mimetypes.guess_type(name)[0]
+
+
+def file_model(
+    api_path: str, type_: str, last_modified: datetime | None, size: int | None
+) -> dict[str, Any]:
+    """A file or notebook model without content."""
+    model = _base(api_path, type_, last_modified, size)
+    if type_ == "file":
+        model["mimetype"] = guess_mimetype(_name(api_path))
+    return model
+
+
+def hash_fields(data: bytes, algorithm: str) -> dict[str, str]:
+    """``hash`` and ``hash_algorithm`` of the stored bytes."""
+    h = hashlib.new(algorithm)
+    h.update(data)
+    return {"hash": h.hexdigest(), "hash_algorithm": algorithm}
+
+
+def decode_content(data: bytes, fmt: str | None, api_path: str) -> tuple[str, str]:
+    """Content for a file model in ``fmt``: ``text`` (UTF-8), ``base64``, or ``None`` (guess).
+
+    Raises :class:`BadRequest` when ``text`` is asked of bytes that are not UTF-8.
+    """
+    if fmt not in (None, "text", "base64"):
+        raise BadRequest(f"Format must be 'text' or 'base64', not {fmt!r}", path=api_path)
+    if fmt in (None, "text"):
+        try:
+            return data.decode("utf-8"), "text"
+        except UnicodeDecodeError:
+            if fmt == "text":
+                raise BadRequest(f"{api_path} is not UTF-8 encoded", path=api_path) from None
+    return encodebytes(data).decode("ascii"), "base64"
+
+
+def encode_content(content: Any, fmt: Any, api_path: str) -> bytes:
+    """Bytes to store for a file model's ``content`` in ``fmt`` (``text`` or ``base64``)."""
+    if fmt not in ("text", "base64"):
+        raise BadRequest("Must specify format of file contents as 'text' or 'base64'", path=api_path)
+    if not isinstance(content, str):
+        raise BadRequest(
+            f"File content must be a string, not {type(content).__name__}", path=api_path
+        )
+    try:
+        if fmt == "text":
+            return content.encode("utf-8")
+        return decodebytes(content.encode("ascii"))
+    except (UnicodeError, BinasciiError, ValueError) as err:
+        raise BadRequest(f"Encoding error saving {api_path}: {err}", path=api_path) from None
+
+
+def parse_notebook(
+    data: bytes, api_path: str, validation_error: dict[str, Any] | None = None
+) -> nbformat.NotebookNode:
+    """Parse stored bytes as a notebook (converted to nbformat 4)."""
+    try:
+        return nbformat.reads(
+            data.decode("utf-8"), as_version=4, capture_validation_error=validation_error
+        )
+    except Exception as err:  # nbformat raises many kinds for unreadable input
+        raise BadRequest(f"Unreadable Notebook: {api_path} {err!r}", path=api_path) from None
+
+
+def notebook_from_model(content: Any, api_path: str) -> nbformat.NotebookNode:
+    """A notebook node from a model's ``content``; 400 when it is not a notebook."""
+    if not isinstance(content, dict):
+        raise BadRequest("Notebook content must be a JSON object", path=api_path)
+    if not isinstance(content.get("nbformat"), int) or not isinstance(content.get("cells", []), list):
+        raise BadRequest("Notebook content needs an integer 'nbformat' and a list of 'cells'", path=api_path)
+    try:
+        return nbformat.from_dict(content)
+    except Exception as err:
+        raise BadRequest(f"Invalid notebook content: {err}", path=api_path) from None
+
+
+def encode_notebook(nb: nbformat.NotebookNode, validation_error: dict[str, Any] | None = None) -> bytes:
+    """Serialise a notebook exactly as jupyter_server writes it to disk."""
+    try:
+        text = nbformat.writes(
+            nb, version=nbformat.NO_CONVERT, capture_validation_error=validation_error
+        )
+    except (TypeError, ValueError, json.JSONDecodeError) as err:
+        raise BadRequest(f"Notebook cannot be serialised: {err}") from None
+    if not text.endswith("\n"):
+        text += "\n"
+    return text.encode("utf-8")

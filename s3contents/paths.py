@@ -1,0 +1,179 @@
+"""Pure path rules: API paths, object keys, folder markers, checkpoint keys, hidden files.
+
+This is the only module that turns a Jupyter API path (``"folder/name.ipynb"``, ``/``
+separated, relative to the root) into an object key and back. Every API path passes
+:func:`normalize_api_path` first, which refuses anything that could name a key outside the
+configured prefix, so the rest of the package can build keys by plain concatenation.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import unicodedata
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from urllib.parse import unquote
+
+from .errors import BadRequest, NotFound
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "MAX_KEY_BYTES",
+    "KeyMapper",
+    "is_hidden_path",
+    "join_api",
+    "normalize_api_path",
+    "split_api",
+]
+
+#: Folder holding checkpoints, laid out as Jupyter's local manager does.
+CHECKPOINT_DIR = ".ipynb_checkpoints"
+#: S3 refuses keys longer than this many UTF-8 bytes.
+MAX_KEY_BYTES = 1024
+#: Longest single name we accept (most file systems' limit, so a bucket can be synced).
+MAX_NAME_BYTES = 255
+
+
+def _bad_char(ch: str) -> bool:
+    # Control characters (C0, DEL, C1) and Unicode line/paragraph separators would make keys
+    # that many tools and consoles display misleadingly; the backslash is a path separator on
+    # Windows clients.
+    code = ord(ch)
+    return code < 0x20 or 0x7F <= code < 0xA0 or ch in "\\\u2028\u2029" or ch == "\ufeff"
+
+
+def normalize_api_path(api_path: str | None) -> str:
+    """Return the canonical form of an API path, or raise.
+
+    Leading and trailing slashes are stripped (as Jupyter does). Raises :class:`NotFound`
+    for any path that tries to leave the root (``..``, ``.``, also percent-encoded, or an
+    absolute or drive-letter path once stripped) and :class:`BadRequest` for a path that
+    cannot be a valid name (empty segments, control characters, backslashes, names too long).
+    """
+    if api_path is None:
+        return ""
+    if not isinstance(api_path, str):
+        raise BadRequest(f"Path must be a string, not {type(api_path).__name__}")
+    path = api_path.strip("/")
+    if not path:
+        return ""
+    if any(_bad_char(ch) for ch in path):
+        raise BadRequest("Path contains a control character or a backslash", path=repr(path))
+    segments = path.split("/")
+    for seg in segments:
+        decoded = unquote(seg)
+        if seg in (".", "..") or decoded.strip() in (".", "..") or "/" in decoded:
+            raise NotFound(f"{path} is outside the root", path=path)
+        if seg == "":
+            raise BadRequest(f"Path has an empty segment: {path}", path=path)
+        if len(seg.encode("utf-8")) > MAX_NAME_BYTES:
+            raise BadRequest(f"Name is longer than {MAX_NAME_BYTES} bytes", path=path)
+    if len(segments[0]) >= 2 and segments[0][1] == ":" and segments[0][0].isalpha():
+        raise NotFound(f"{path} is not a relative API path", path=path)
+    return path
+
+
+def split_api(api_path: str) -> tuple[str, str]:
+    """``"a/b/c.txt"`` → ``("a/b", "c.txt")``; ``"c.txt"`` → ``("", "c.txt")``."""
+    parent, _, name = api_path.rpartition("/")
+    return parent, name
+
+
+def join_api(parent: str, name: str) -> str:
+    """Join a parent API path and a name."""
+    return f"{parent}/{name}" if parent else name
+
+
+def is_hidden_path(api_path: str) -> bool:
+    """Jupyter's rule: a path is hidden when any of its names starts with a dot."""
+    return any(seg.startswith(".") for seg in api_path.split("/") if seg)
+
+
+def matches_globs(name: str, globs: list[str]) -> bool:
+    """True when ``name`` matches one of Jupyter's ``hide_globs``."""
+    return any(fnmatch(name, g) for g in globs)
+
+
+def nfc(name: str) -> str:
+    """Unicode NFC form, so a name typed on macOS (NFD) and on Linux (NFC) is one key."""
+    return unicodedata.normalize("NFC", name)
+
+
+@dataclass(frozen=True)
+class KeyMapper:
+    """Maps API paths to object keys under ``prefix`` and back.
+
+    Parameters
+    ----------
+    prefix : str
+        Key prefix that is the root of the Jupyter tree (``""`` for the bucket's root).
+        Leading and trailing delimiters are ignored, as in the old package.
+    delimiter : str
+        Separator between names in keys (``"/"`` almost always).
+    marker : str
+        Name of the empty object that keeps an empty folder alive (``.s3keep`` on S3,
+        ``.gcskeep`` on GCS).
+    """
+
+    prefix: str = ""
+    delimiter: str = "/"
+    marker: str = ".s3keep"
+
+    def __post_init__(self) -> None:
+        if not self.delimiter:
+            raise ValueError("delimiter must not be empty")
+        parts = [p for p in self.prefix.split(self.delimiter) if p]
+        for p in parts:
+            if p in (".", "..") or any(_bad_char(ch) for ch in p):
+                raise ValueError(f"prefix has an invalid segment: {p!r}")
+        object.__setattr__(self, "prefix", self.delimiter.join(parts))
+
+    # -- API path -> key ------------------------------------------------------------------
+    @property
+    def root(self) -> str:
+        """Key prefix of the root folder: ``"prefix/"``, or ``""`` without a prefix."""
+        return self.prefix + self.delimiter if self.prefix else ""
+
+    def key(self, api_path: str) -> str:
+        """Object key of a file at ``api_path`` (already normalised)."""
+        if not api_path:
+            raise BadRequest("The root is a folder, not a file")
+        if self.delimiter != "/" and self.delimiter in api_path:
+            raise BadRequest(f"Names may not contain the key delimiter {self.delimiter!r}")
+        key = self.root + api_path.replace("/", self.delimiter)
+        if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+            raise BadRequest(f"Path is too long for object storage: {api_path}", path=api_path)
+        return key
+
+    def dir_prefix(self, api_path: str) -> str:
+        """Key prefix of everything inside the folder at ``api_path`` (ends with delimiter)."""
+        if not api_path:
+            return self.root
+        return self.key(api_path) + self.delimiter
+
+    def marker_key(self, api_path: str) -> str:
+        """Key of the folder marker of the folder at ``api_path``."""
+        return self.dir_prefix(api_path) + self.marker
+
+    def checkpoint_key(self, api_path: str, checkpoint_id: str) -> str:
+        """Key of checkpoint ``checkpoint_id`` of the file at ``api_path``.
+
+        Laid out as jupyter_server's ``FileCheckpoints``:
+        ``parent/.ipynb_checkpoints/<base>-<id><ext>``.
+        """
+        parent, name = split_api(api_path)
+        base, ext = posixpath.splitext(name)
+        return self.key(join_api(join_api(parent, CHECKPOINT_DIR), f"{base}-{checkpoint_id}{ext}"))
+
+    # -- key -> API path ------------------------------------------------------------------
+    def api_path(self, key: str) -> str:
+        """API path of ``key`` (which must lie under the root)."""
+        root = self.root
+        if not key.startswith(root):
+            raise ValueError(f"key {key!r} is outside the prefix")
+        rel = key[len(root) :].strip(self.delimiter)
+        return rel.replace(self.delimiter, "/") if self.delimiter != "/" else rel
+
+    def child_name(self, folder_prefix: str, key_or_prefix: str) -> str:
+        """Name of a direct child, from a key or a common prefix listed under a folder."""
+        return key_or_prefix[len(folder_prefix) :].rstrip(self.delimiter)

@@ -1,0 +1,156 @@
+"""The async storage port: the narrow interface every provider adapter implements.
+
+The manager talks to object storage only through :class:`Storage`. Adapters raise only the
+errors of :mod:`s3contents.errors` (``NotFound``, ``Conflict``, ``Forbidden``,
+``Unavailable``...), never a provider's exception, and count every request they make in
+:attr:`Storage.stats` so round trips can be measured and exported.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+__all__ = ["Listing", "ObjectInfo", "PutMode", "Storage", "UploadPart"]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing or a HEAD tells about one object."""
+
+    key: str
+    size: int
+    last_modified: datetime  # timezone-aware UTC, the store's own LastModified
+    etag: str | None = None
+
+
+@dataclass
+class Listing:
+    """One folder level: the objects directly in it and the sub-prefixes (folders)."""
+
+    objects: list[ObjectInfo] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+
+
+class PutMode(enum.Enum):
+    """How a write treats an existing object."""
+
+    OVERWRITE = "overwrite"
+    #: Create only if absent (S3 ``If-None-Match: *``; GCS ``ifGenerationMatch=0``).
+    CREATE = "create"
+    #: Replace only if the current ETag matches (S3 ``If-Match``).
+    IF_MATCH = "if-match"
+
+
+@dataclass(frozen=True)
+class UploadPart:
+    """A part of a multipart upload, as the store acknowledged it."""
+
+    number: int
+    etag: str
+    size: int
+
+
+class Storage(abc.ABC):
+    """Async object storage, as the contents manager needs it.
+
+    Keys are full object keys (the manager's :class:`~s3contents.paths.KeyMapper` builds
+    them). Every method may raise :class:`~s3contents.errors.Unavailable` or
+    :class:`~s3contents.errors.Forbidden`.
+    """
+
+    #: A human-readable location for messages, e.g. ``s3://bucket``.
+    url: str = ""
+
+    def __init__(self) -> None:
+        #: Requests sent, by kind (``LIST``, ``GET``, ``HEAD``, ``PUT``, ``COPY``,
+        #: ``DELETE``, ``POST``); the figure round-trip budgets are measured with.
+        self.stats: Counter[str] = Counter()
+
+    # -- reads ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def head(self, key: str) -> ObjectInfo:
+        """Metadata of ``key``; :class:`NotFound` if absent."""
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> tuple[bytes, ObjectInfo]:
+        """Whole content and metadata of ``key``; :class:`NotFound` if absent."""
+
+    @abc.abstractmethod
+    def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        """Yield the content of ``key`` in pieces of at most ``chunk_size`` bytes."""
+
+    @abc.abstractmethod
+    async def list(self, prefix: str, delimiter: str = "/") -> Listing:
+        """One level under ``prefix`` (all pages)."""
+
+    @abc.abstractmethod
+    def list_all(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, recursively, page by page."""
+
+    async def exists_any(self, prefix: str) -> bool:
+        """True when at least one key starts with ``prefix`` (cheap: first page only)."""
+        async for _ in self.list_all(prefix):
+            return True
+        return False
+
+    # -- writes ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        mode: PutMode = PutMode.OVERWRITE,
+        etag: str | None = None,
+        content_type: str | None = None,
+    ) -> str | None:
+        """Write ``data`` at ``key``; returns the new ETag when the store gives one.
+
+        ``mode=CREATE`` raises :class:`AlreadyExists` when the key exists;
+        ``mode=IF_MATCH`` raises :class:`Conflict` unless the current ETag is ``etag``.
+        """
+
+    @abc.abstractmethod
+    async def copy(
+        self, src: str, dst: str, *, mode: PutMode = PutMode.OVERWRITE
+    ) -> datetime | None:
+        """Server-side copy; ``mode=CREATE`` refuses to replace an existing ``dst``.
+
+        Returns the new object's LastModified when the store reports it.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> None:
+        """Delete one key (no error if absent)."""
+
+    @abc.abstractmethod
+    async def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete many keys in as few requests as the store allows."""
+
+    # -- multipart ------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def multipart_begin(self, key: str, content_type: str | None = None) -> str:
+        """Start a multipart upload to ``key``; returns its upload id."""
+
+    @abc.abstractmethod
+    async def multipart_part(self, key: str, upload_id: str, number: int, data: bytes) -> UploadPart:
+        """Upload part ``number`` (1-based) of an upload."""
+
+    @abc.abstractmethod
+    async def multipart_complete(
+        self, key: str, upload_id: str, parts: Sequence[UploadPart]
+    ) -> None:
+        """Assemble the parts into the object at ``key``."""
+
+    @abc.abstractmethod
+    async def multipart_abort(self, key: str, upload_id: str) -> None:
+        """Abandon an upload and free its parts (no error if already gone)."""
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,407 @@
+"""S3 adapter of the storage port, on ``aiobotocore``.
+
+Every SDK call goes through :meth:`S3Storage._call`, the one choke point that counts the
+request, applies the write options (server-side encryption, ``s3fs_additional_kwargs``)
+and translates provider errors into the package's own errors. botocore's standard retry
+mode retries what is retryable (throttling, 5xx, dropped connections) before we see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession, get_session
+from botocore import UNSIGNED
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError as BotoConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+
+from ..errors import (
+    AlreadyExists,
+    BadRequest,
+    Conflict,
+    ContentsError,
+    Forbidden,
+    NotFound,
+    Unavailable,
+)
+from .base import Listing, ObjectInfo, PutMode, Storage, UploadPart
+
+__all__ = ["S3Storage"]
+
+log = logging.getLogger(__name__)
+
+#: Request kind of each S3 operation, for :attr:`Storage.stats`.
+_KIND = {
+    "ListObjectsV2": "LIST",
+    "GetObject": "GET",
+    "HeadObject": "HEAD",
+    "HeadBucket": "HEAD",
+    "PutObject": "PUT",
+    "UploadPart": "PUT",
+    "CopyObject": "COPY",
+    "DeleteObject": "DELETE",
+    "DeleteObjects": "DELETE",
+    "AbortMultipartUpload": "DELETE",
+    "CreateMultipartUpload": "POST",
+    "CompleteMultipartUpload": "POST",
+}
+#: Operations that create objects: these get SSE and the additional write arguments.
+_WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
+
+_NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchUpload"})
+_DENIED = frozenset(
+    {
+        "AccessDenied",
+        "403",
+        "Forbidden",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "AllAccessDisabled",
+        "AccountProblem",
+    }
+)
+_PRECONDITION = frozenset({"PreconditionFailed", "412"})
+_CONFLICT = frozenset({"ConditionalRequestConflict", "OperationAborted", "409"})
+_BAD = frozenset(
+    {"InvalidArgument", "InvalidRequest", "KeyTooLongError", "EntityTooLarge", "InvalidPart"}
+)
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _etag(raw: str | None) -> str | None:
+    return raw.strip('"') if raw else None
+
+
+class S3Storage(Storage):
+    """Object storage in one S3 bucket through aiobotocore.
+
+    The client is created lazily inside the running event loop (aiobotocore clients belong
+    to one loop) and re-created if the manager is used from another loop, as happens in
+    tests.
+
+    Parameters
+    ----------
+    bucket : str
+        Bucket name.
+    session : AioSession, optional
+        Session to build the client from; the default one (AWS credential chain) otherwise.
+    client_kwargs : dict
+        Keyword arguments of ``create_client`` (endpoint, region, explicit credentials,
+        ``verify``). Never logged.
+    config_kwargs : dict
+        Keyword arguments of ``AioConfig``.
+    write_kwargs : dict
+        Extra arguments for operations that create objects (``ServerSideEncryption``,
+        ``SSEKMSKeyId``, ``ACL``...); each operation gets only those its API accepts.
+    anon : bool
+        Send unsigned requests.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        session: AioSession | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        write_kwargs: dict[str, Any] | None = None,
+        anon: bool = False,
+        max_concurrency: int = 32,
+    ) -> None:
+        super().__init__()
+        self.bucket = bucket
+        self.url = f"s3://{bucket}"
+        self._session = session
+        self._client_kwargs = dict(client_kwargs or {})
+        config = {
+            "retries": {"mode": "standard", "max_attempts": 4},
+            "connect_timeout": 10,
+            "read_timeout": 60,
+            "max_pool_connections": max(10, max_concurrency),
+        }
+        config.update(config_kwargs or {})
+        if anon:
+            config["signature_version"] = UNSIGNED
+        self._config_kwargs = config
+        self._write_kwargs = dict(write_kwargs or {})
+        self.max_concurrency = max_concurrency
+        self._client: Any = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._exit_stack: contextlib.AsyncExitStack | None = None
+        self._lock: asyncio.Lock | None = None
+        self._write_members: dict[str, frozenset[str]] = {}
+
+    # -- client lifecycle -----------------------------------------------------------------
+    async def _get_client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._client is not None and self._client_loop is loop:
+            return self._client
+        if self._lock is None or self._client_loop is not loop:
+            self._lock = asyncio.Lock()
+            self._client = None
+            self._client_loop = loop
+        async with self._lock:
+            if self._client is None:
+                session = self._session or get_session()
+                stack = contextlib.AsyncExitStack()
+                client = await stack.enter_async_context(
+                    session.create_client(
+                        "s3", config=AioConfig(**self._config_kwargs), **self._client_kwargs
+                    )
+                )
+                self._exit_stack = stack
+                self._client = client
+        return self._client
+
+    async def close(self) -> None:
+        stack, self._exit_stack, self._client = self._exit_stack, None, None
+        if stack is not None:
+            with contextlib.suppress(Exception):
+                await stack.aclose()
+
+    def _members(self, client: Any, op: str) -> frozenset[str]:
+        if op not in self._write_members:
+            shape = client.meta.service_model.operation_model(op).input_shape
+            self._write_members[op] = frozenset(shape.members)
+        return self._write_members[op]
+
+    # -- the choke point ------------------------------------------------------------------
+    async def _call(self, op: str, key: str | None = None, **kwargs: Any) -> Any:
+        client = await self._get_client()
+        if op in _WRITES and self._write_kwargs:
+            allowed = self._members(client, op)
+            for name, value in self._write_kwargs.items():
+                if name in allowed:
+                    kwargs.setdefault(name, value)
+        self.stats[_KIND.get(op, "OTHER")] += 1
+        method = getattr(client, _snake(op))
+        try:
+            return await method(Bucket=self.bucket, **kwargs)
+        except ClientError as err:
+            raise self._translate(err, op, key, kwargs) from None
+        except (NoCredentialsError, PartialCredentialsError) as err:
+            raise Forbidden(
+                f"No usable AWS credentials for {self.url}: {type(err).__name__}. Set "
+                "access_key_id/secret_access_key, or configure the AWS credential chain.",
+                path=key,
+            ) from None
+        except (BotoConnectionError, BotoCoreError, OSError, asyncio.TimeoutError) as err:
+            raise Unavailable(
+                f"Object storage {self.url} is unreachable ({type(err).__name__}); "
+                "try again later",
+                path=key,
+            ) from None
+
+    def _translate(
+        self, err: ClientError, op: str, key: str | None, kwargs: dict[str, Any]
+    ) -> ContentsError:
+        # Build our own message from the error code: the provider's text is safe, but the
+        # exception object also carries request details we never want in a log line.
+        error = err.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        what = f"{op} {key}" if key else op
+        if code == "NoSuchBucket":
+            return Unavailable(f"Bucket {self.bucket!r} does not exist", path=key)
+        if code in _NOT_FOUND or status == 404:
+            return NotFound(f"No such object: {key}", path=key)
+        if code in _PRECONDITION or status == 412:
+            if kwargs.get("IfNoneMatch") == "*":
+                return AlreadyExists(f"Already exists: {key}", path=key)
+            return Conflict(f"{key} was changed by someone else", path=key)
+        if code in _CONFLICT or status == 409:
+            return Conflict(f"A concurrent write to {key} won; try again", path=key)
+        if code in _DENIED or status == 403:
+            return Forbidden(
+                f"Access denied by object storage ({code}) for {what} in {self.url}", path=key
+            )
+        if code in _BAD or status == 400:
+            return BadRequest(f"Object storage refused {what}: {code}", path=key)
+        return Unavailable(
+            f"Object storage error {code or status} on {what}; try again later", path=key
+        )
+
+    # -- reads ----------------------------------------------------------------------------
+    async def head(self, key: str) -> ObjectInfo:
+        r = await self._call("HeadObject", key, Key=key)
+        return ObjectInfo(key, int(r["ContentLength"]), _utc(r["LastModified"]), _etag(r.get("ETag")))
+
+    async def get(self, key: str) -> tuple[bytes, ObjectInfo]:
+        r = await self._call("GetObject", key, Key=key)
+        try:
+            async with r["Body"] as body:
+                data = await body.read()
+        except (BotoCoreError, OSError, asyncio.TimeoutError) as err:
+            raise Unavailable(f"Reading {key} was interrupted ({type(err).__name__})") from None
+        info = ObjectInfo(key, len(data), _utc(r["LastModified"]), _etag(r.get("ETag")))
+        return data, info
+
+    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:  # type: ignore[override]
+        r = await self._call("GetObject", key, Key=key)
+        async with r["Body"] as body:
+            async for chunk in body.iter_chunks(chunk_size):
+                yield chunk
+
+    async def list(self, prefix: str, delimiter: str = "/") -> Listing:
+        listing = Listing()
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Prefix": prefix, "Delimiter": delimiter}
+            if token:
+                kwargs["ContinuationToken"] = token
+            r = await self._call("ListObjectsV2", prefix, **kwargs)
+            for obj in r.get("Contents", ()):
+                listing.objects.append(_info(obj))
+            listing.prefixes.extend(p["Prefix"] for p in r.get("CommonPrefixes", ()))
+            token = r.get("NextContinuationToken") if r.get("IsTruncated") else None
+            if not token:
+                return listing
+
+    async def list_all(self, prefix: str) -> AsyncIterator[ObjectInfo]:  # type: ignore[override]
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Prefix": prefix}
+            if token:
+                kwargs["ContinuationToken"] = token
+            r = await self._call("ListObjectsV2", prefix, **kwargs)
+            for obj in r.get("Contents", ()):
+                yield _info(obj)
+            token = r.get("NextContinuationToken") if r.get("IsTruncated") else None
+            if not token:
+                return
+
+    async def exists_any(self, prefix: str) -> bool:
+        r = await self._call("ListObjectsV2", prefix, Prefix=prefix, MaxKeys=1)
+        return bool(r.get("KeyCount") or r.get("Contents"))
+
+    # -- writes ---------------------------------------------------------------------------
+    async def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        mode: PutMode = PutMode.OVERWRITE,
+        etag: str | None = None,
+        content_type: str | None = None,
+    ) -> str | None:
+        kwargs: dict[str, Any] = {"Key": key, "Body": data}
+        if content_type:
+            kwargs["ContentType"] = content_type
+        if mode is PutMode.CREATE:
+            kwargs["IfNoneMatch"] = "*"
+        elif mode is PutMode.IF_MATCH:
+            if not etag:
+                raise ValueError("IF_MATCH needs an etag")
+            kwargs["IfMatch"] = f'"{etag}"'
+        r = await self._call("PutObject", key, **kwargs)
+        return _etag(r.get("ETag"))
+
+    async def copy(
+        self, src: str, dst: str, *, mode: PutMode = PutMode.OVERWRITE
+    ) -> datetime | None:
+        kwargs: dict[str, Any] = {"Key": dst, "CopySource": {"Bucket": self.bucket, "Key": src}}
+        if mode is PutMode.CREATE:
+            kwargs["IfNoneMatch"] = "*"
+        try:
+            r = await self._call("CopyObject", dst, **kwargs)
+        except NotFound:
+            raise NotFound(f"No such object: {src}", path=src) from None
+        modified = r.get("CopyObjectResult", {}).get("LastModified")
+        return _utc(modified) if modified else None
+
+    async def delete(self, key: str) -> None:
+        await self._call("DeleteObject", key, Key=key)
+
+    async def delete_many(self, keys: Iterable[str]) -> None:
+        batch: list[str] = []
+        for key in keys:
+            batch.append(key)
+            if len(batch) == 1000:
+                await self._delete_batch(batch)
+                batch = []
+        if batch:
+            await self._delete_batch(batch)
+
+    async def _delete_batch(self, keys: list[str]) -> None:
+        r = await self._call(
+            "DeleteObjects",
+            keys[0],
+            Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True},
+        )
+        errors = [e for e in r.get("Errors", ()) if e.get("Code") != "NoSuchKey"]
+        if errors:
+            first = errors[0]
+            code = first.get("Code", "")
+            cls = Forbidden if code in _DENIED else Unavailable
+            raise cls(
+                f"Could not delete {len(errors)} object(s), first {first.get('Key')}: {code}",
+                path=first.get("Key"),
+            )
+
+    # -- multipart ------------------------------------------------------------------------
+    async def multipart_begin(self, key: str, content_type: str | None = None) -> str:
+        kwargs: dict[str, Any] = {"Key": key}
+        if content_type:
+            kwargs["ContentType"] = content_type
+        r = await self._call("CreateMultipartUpload", key, **kwargs)
+        return str(r["UploadId"])
+
+    async def multipart_part(self, key: str, upload_id: str, number: int, data: bytes) -> UploadPart:
+        r = await self._call(
+            "UploadPart", key, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+        )
+        return UploadPart(number, str(_etag(r.get("ETag"))), len(data))
+
+    async def multipart_complete(self, key: str, upload_id: str, parts: Sequence[UploadPart]) -> None:
+        await self._call(
+            "CompleteMultipartUpload",
+            key,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={
+                "Parts": [{"PartNumber": p.number, "ETag": f'"{p.etag}"'} for p in parts]
+            },
+        )
+
+    async def multipart_abort(self, key: str, upload_id: str) -> None:
+        with contextlib.suppress(NotFound):
+            await self._call("AbortMultipartUpload", key, Key=key, UploadId=upload_id)
+
+    # -- bucket ---------------------------------------------------------------------------
+    async def check_bucket(self) -> None:
+        """Raise :class:`Unavailable`/:class:`Forbidden` unless the bucket answers."""
+        try:
+            await self._call("HeadBucket", None)
+        except NotFound:
+            raise Unavailable(f"Bucket {self.bucket!r} does not exist") from None
+
+
+def _info(obj: dict[str, Any]) -> ObjectInfo:
+    return ObjectInfo(
+        obj["Key"], int(obj.get("Size", 0)), _utc(obj["LastModified"]), _etag(obj.get("ETag"))
+    )
+
+
+def _snake(op: str) -> str:
+    out = []
+    for i, ch in enumerate(op):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
