@@ -25,7 +25,7 @@ from typing import Any, TypeVar, cast
 from jupyter_server.services.contents.manager import AsyncContentsManager
 from tornado.web import HTTPError
 from traitlets import Any as AnyTrait
-from traitlets import Float, Int, TraitError, Type, default, validate
+from traitlets import Bool, Float, Int, TraitError, Type, default, validate
 
 from . import models
 from .errors import (
@@ -135,6 +135,22 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         aborted and its parts freed in the bucket. Default: 600. Environment variable:
         S3CONTENTS_UPLOAD_TIMEOUT.""",
     ).tag(env="S3CONTENTS_UPLOAD_TIMEOUT")
+
+    delete_to_trash = Bool(
+        True,
+        config=True,
+        help="""Object storage has no trash: when True (Jupyter's default) deleting a
+        folder deletes it with everything in it, as sending it to the trash would remove
+        it from view. When False, a folder that is not empty is refused (400) unless
+        ``always_delete_dir`` is set, as in Jupyter's local manager. Default: True.""",
+    )
+
+    always_delete_dir = Bool(
+        False,
+        config=True,
+        help="""Delete folders that are not empty even when ``delete_to_trash`` is False.
+        Default: False.""",
+    )
 
     files_handler_class = Type(
         default_value="s3contents.handlers.StreamingFilesHandler",
@@ -760,9 +776,12 @@ class ObjectStoreContentsManager(AsyncContentsManager):
     @_api
     async def rename_file(self, old_path: str, new_path: str) -> None:
         """Rename a file or folder (server-side copies, then deletion of the source)."""
-        old, new = self._norm(old_path), self._norm(new_path)
+        await self._rename_file(self._norm(old_path), self._norm(new_path))
+
+    async def _rename_file(self, old: str, new: str) -> bool:
+        """Rename; returns True when ``old`` was a folder."""
         if old == new:
-            return
+            return False
         self._check_writable(old, "rename")
         self._check_writable(new, "rename to")
         same_parent = split_api(old)[0] == split_api(new)[0]
@@ -779,7 +798,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             except AlreadyExists:
                 raise AlreadyExists(f"File already exists: {new}", path=new) from None
             await self.storage.delete(self.keys.key(old))
-            return
+            return False
         objects = await self._tree_keys(old)
         if not objects:
             raise NotFound(f"File or directory does not exist: {old}", path=old)
@@ -791,6 +810,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             await self._check_parent(new)
         await self._copy_tree(old, new, objects)
         await self._delete_tree(old, objects)
+        return True
 
     async def _delete_tree(self, api_path: str, objects: list[ObjectInfo]) -> None:
         """Delete every listed object of a folder, then the folder entries themselves.
@@ -808,19 +828,22 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             for i in range(1, len(parts) + 1):
                 folders.add(root + delim.join(parts[:i]) + delim)
         keys = [o.key for o in objects if not o.key.endswith(delim)]
-        await self.storage.delete_many(keys)
-        await self.storage.delete_many(sorted(folders, key=len, reverse=True))
+        # One batch request for both: the folder entries come last, deepest first.
+        await self.storage.delete_many(keys + sorted(folders, key=len, reverse=True))
 
     @_api
     async def delete_file(self, path: str) -> None:
         """Delete a file, or a folder and everything in it."""
-        api_path = self._norm(path)
+        await self._delete_file(self._norm(path))
+
+    async def _delete_file(self, api_path: str) -> bool:
+        """Delete; returns True when it was a folder."""
         if not api_path:
             raise BadRequest("Can't delete root", path=api_path)
         self._check_writable(api_path, "delete")
         if await self._file_info(api_path) is not None:
             await self.storage.delete(self.keys.key(api_path))
-            return
+            return False
         objects = await self._tree_keys(api_path)
         if not objects:
             raise NotFound(f"File or directory does not exist: {api_path}", path=api_path)
@@ -832,21 +855,23 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 if rel and first not in (self.folder_marker, CHECKPOINT_DIR):
                     raise NotEmpty(f"Directory {api_path} not empty", path=api_path)
         await self._delete_tree(api_path, objects)
+        return True
 
     @_api
     async def delete(self, path: str) -> None:
         api_path = self._norm(path)
         if not api_path:
             raise BadRequest("Can't delete root", path=api_path)
-        await self.delete_file(api_path)
-        await self.checkpoints.delete_all_checkpoints(api_path)
+        if not await self._delete_file(api_path):
+            # A folder's checkpoints live inside it and went with it.
+            await self.checkpoints.delete_all_checkpoints(api_path)
         self.emit(data={"action": "delete", "path": api_path})
 
     @_api
     async def rename(self, old_path: str, new_path: str) -> None:
         old, new = self._norm(old_path), self._norm(new_path)
-        await self.rename_file(old, new)
-        if old != new:
+        was_dir = await self._rename_file(old, new)
+        if old != new and not was_dir:
             await self.checkpoints.rename_all_checkpoints(old, new)
         self.emit(data={"action": "rename", "path": new, "source_path": old})
 
@@ -892,6 +917,13 @@ class ObjectStoreContentsManager(AsyncContentsManager):
     @_api
     async def delete_checkpoint(self, checkpoint_id: str, path: str) -> None:
         await super().delete_checkpoint(checkpoint_id, self._norm(path))
+
+    async def close(self) -> None:
+        """Abort uploads in progress and close the storage connections."""
+        if self._uploads is not None:
+            await self._uploads.abort_all()
+        if self._storage is not None:
+            await self._storage.close()
 
     # -- helpers for callers ----------------------------------------------------------------
     def key_for(self, api_path: str) -> str:

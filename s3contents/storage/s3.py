@@ -81,7 +81,11 @@ _BAD = frozenset(
 
 
 def _utc(dt: datetime) -> datetime:
-    return dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    # Whole seconds in UTC: HEAD and GET report Last-Modified as an HTTP date (seconds),
+    # listings and copy results in milliseconds. One precision everywhere keeps the time
+    # of a file the same whichever request saw it (JupyterLab compares them).
+    dt = dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt.replace(microsecond=0)
 
 
 def _etag(raw: str | None) -> str | None:
