@@ -8,7 +8,7 @@ server's local disk.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from jupyter_server.services.contents.checkpoints import AsyncCheckpoints
 from traitlets import Unicode
@@ -32,7 +32,7 @@ class ObjectStoreCheckpoints(AsyncCheckpoints):
 
     @property
     def manager(self) -> ObjectStoreContentsManager:
-        return self.parent  # type: ignore[no-any-return]
+        return cast("ObjectStoreContentsManager", self.parent)
 
     def _key(self, api_path: str, checkpoint_id: str) -> str:
         return self.manager.keys.checkpoint_key(api_path.strip("/"), checkpoint_id)
@@ -47,7 +47,9 @@ class ObjectStoreCheckpoints(AsyncCheckpoints):
         try:
             modified = await storage.copy(self.manager.keys.key(api_path), key)
         except NotFound:
-            raise to_http_error(NotFound(f"File {api_path} does not exist", path=api_path)) from None
+            raise to_http_error(
+                NotFound(f"File {api_path} does not exist", path=api_path)
+            ) from None
         if modified is None:
             modified = (await storage.head(key)).last_modified
         return self._model(self.checkpoint_id, modified)

@@ -92,11 +92,11 @@ def status_of(err: ContentsError) -> int:
     """HTTP status for one of our errors (500 for an unknown subclass)."""
     for cls in type(err).__mro__:
         if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]  # type: ignore[index]
+            return HTTP_STATUS[cls]
     return 500
 
 
-def to_http_error(err: ContentsError):  # type: ignore[no-untyped-def]
+def to_http_error(err: ContentsError) -> Exception:
     """Build tornado's ``HTTPError`` for ``err``.
 
     tornado is imported here, not at module level, so the lower layers that import this

@@ -7,6 +7,7 @@ the store, so a 1 GB download holds a few MB, and never reads from local disk.
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 from typing import Any
 
@@ -49,7 +50,7 @@ class StreamingFilesHandler(JupyterHandler):
         return super().content_security_policy + "; sandbox allow-scripts"
 
     async def _resolve(self, path: str) -> tuple[Any, str, Any]:
-        cm = self.contents_manager
+        cm: Any = self.contents_manager
         try:
             api_path = normalize_api_path(path)
             if not api_path:
@@ -62,7 +63,7 @@ class StreamingFilesHandler(JupyterHandler):
             raise to_http_error(err) from None
         return cm, api_path, info
 
-    def _headers(self, api_path: str, info: Any) -> None:
+    def _set_file_headers(self, api_path: str, info: Any) -> None:
         name = api_path.rsplit("/", 1)[-1]
         if self.get_argument("download", None):
             self.set_attachment_header(name)
@@ -77,7 +78,7 @@ class StreamingFilesHandler(JupyterHandler):
     async def head(self, path: str) -> None:
         self.check_xsrf_cookie()
         _, api_path, info = await self._resolve(path)
-        self._headers(api_path, info)
+        self._set_file_headers(api_path, info)
 
     @web.authenticated
     @authorized
@@ -85,11 +86,13 @@ class StreamingFilesHandler(JupyterHandler):
         # /files/ requests must originate from the same site, as in jupyter_server.
         self.check_xsrf_cookie()
         cm, api_path, info = await self._resolve(path)
-        self._headers(api_path, info)
+        self._set_file_headers(api_path, info)
         try:
-            async for piece in cm.storage.stream(info.key, CHUNK):
-                self.write(piece)
-                await self.flush()
+            # aclosing: a client that goes away must not leave the storage response open.
+            async with contextlib.aclosing(cm.storage.stream(info.key, CHUNK)) as pieces:
+                async for piece in pieces:
+                    self.write(piece)
+                    await self.flush()
         except StreamClosedError:
             return  # the client went away
         except ContentsError as err:

@@ -152,5 +152,3 @@ class HookFS:
 
     def mv(self, old_path: str, new_path: str) -> None:
         self._run(self.amv(old_path, new_path))
-
-

@@ -14,7 +14,9 @@ LIST, an open one GET, a save one PUT and one HEAD.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import hashlib
 import inspect
 import posixpath
 import re
@@ -25,7 +27,7 @@ from typing import Any, TypeVar, cast
 from jupyter_server.services.contents.manager import AsyncContentsManager
 from tornado.web import HTTPError
 from traitlets import Any as AnyTrait
-from traitlets import Bool, Float, Int, TraitError, Type, default, validate
+from traitlets import Bool, Enum, Float, Int, TraitError, Type, default, validate
 
 from . import models
 from .errors import (
@@ -152,7 +154,15 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         Default: False.""",
     )
 
-    files_handler_class = Type(
+    hash_algorithm = Enum(
+        sorted(hashlib.algorithms_available),
+        default_value="sha256",
+        config=True,
+        help="""Hash algorithm of the ``hash`` field of models asked for with
+        ``require_hash``, as in Jupyter's local manager. Default: 'sha256'.""",
+    )
+
+    files_handler_class = Type(  # type: ignore[assignment]
         default_value="s3contents.handlers.StreamingFilesHandler",
         klass="tornado.web.RequestHandler",
         allow_none=True,
@@ -228,10 +238,8 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         return self._uploads
 
     def _remember_loop(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):
             self._loop = asyncio.get_running_loop()
-        except RuntimeError:
-            pass
 
     @default("checkpoints_class")
     def _default_checkpoints_class(self) -> type:
@@ -371,6 +379,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         if type not in (None, "file", "notebook", "directory"):
             raise BadRequest(f"Unknown type {type!r}", path=api_path)
         self._check_readable(api_path)
+        model: dict[str, Any] | None
         if not api_path or type == "directory":
             model = await self._get_dir(api_path, content, type)
         elif type in ("file", "notebook") or "." in api_path.rsplit("/", 1)[-1]:
@@ -438,7 +447,9 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 model["content"] = text
                 model["format"] = used
                 if model["mimetype"] is None:
-                    model["mimetype"] = "text/plain" if used == "text" else "application/octet-stream"
+                    model["mimetype"] = (
+                        "text/plain" if used == "text" else "application/octet-stream"
+                    )
         if require_hash:
             model.update(models.hash_fields(data, self.hash_algorithm))
         return model
@@ -792,9 +803,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             if await self._dir_exists_cheap(new):
                 raise AlreadyExists(f"File already exists: {new}", path=new)
             try:
-                await self.storage.copy(
-                    self.keys.key(old), self.keys.key(new), mode=PutMode.CREATE
-                )
+                await self.storage.copy(self.keys.key(old), self.keys.key(new), mode=PutMode.CREATE)
             except AlreadyExists:
                 raise AlreadyExists(f"File already exists: {new}", path=new) from None
             await self.storage.delete(self.keys.key(old))

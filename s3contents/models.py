@@ -27,8 +27,8 @@ __all__ = [
     "directory_model",
     "encode_notebook",
     "file_model",
-    "hash_fields",
     "guess_mimetype",
+    "hash_fields",
     "parse_notebook",
 ]
 
@@ -42,7 +42,9 @@ def _name(api_path: str) -> str:
     return api_path.rsplit("/", 1)[-1]
 
 
-def _base(api_path: str, type_: str, last_modified: datetime | None, size: int | None) -> dict[str, Any]:
+def _base(
+    api_path: str, type_: str, last_modified: datetime | None, size: int | None
+) -> dict[str, Any]:
     return {
         "name": _name(api_path),
         "path": api_path,
@@ -111,7 +113,9 @@ def decode_content(data: bytes, fmt: str | None, api_path: str) -> tuple[str, st
 def encode_content(content: Any, fmt: Any, api_path: str) -> bytes:
     """Bytes to store for a file model's ``content`` in ``fmt`` (``text`` or ``base64``)."""
     if fmt not in ("text", "base64"):
-        raise BadRequest("Must specify format of file contents as 'text' or 'base64'", path=api_path)
+        raise BadRequest(
+            "Must specify format of file contents as 'text' or 'base64'", path=api_path
+        )
     if not isinstance(content, str):
         raise BadRequest(
             f"File content must be a string, not {type(content).__name__}", path=api_path
@@ -140,15 +144,21 @@ def notebook_from_model(content: Any, api_path: str) -> nbformat.NotebookNode:
     """A notebook node from a model's ``content``; 400 when it is not a notebook."""
     if not isinstance(content, dict):
         raise BadRequest("Notebook content must be a JSON object", path=api_path)
-    if not isinstance(content.get("nbformat"), int) or not isinstance(content.get("cells", []), list):
-        raise BadRequest("Notebook content needs an integer 'nbformat' and a list of 'cells'", path=api_path)
+    if not isinstance(content.get("nbformat"), int) or not isinstance(
+        content.get("cells", []), list
+    ):
+        raise BadRequest(
+            "Notebook content needs an integer 'nbformat' and a list of 'cells'", path=api_path
+        )
     try:
         return nbformat.from_dict(content)
     except Exception as err:
         raise BadRequest(f"Invalid notebook content: {err}", path=api_path) from None
 
 
-def encode_notebook(nb: nbformat.NotebookNode, validation_error: dict[str, Any] | None = None) -> bytes:
+def encode_notebook(
+    nb: nbformat.NotebookNode, validation_error: dict[str, Any] | None = None
+) -> bytes:
     """Serialise a notebook exactly as jupyter_server writes it to disk."""
     try:
         text = nbformat.writes(

@@ -243,8 +243,7 @@ class S3ContentsManager(ObjectStoreContentsManager):
         value = proposal["value"]
         if value is not None and not isinstance(value, dict):
             raise TraitError(
-                f"{proposal['trait'].name} must be a dictionary or None, "
-                f"not {type(value).__name__}"
+                f"{proposal['trait'].name} must be a dictionary or None, not {type(value).__name__}"
             )
         return value
 

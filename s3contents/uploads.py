@@ -68,7 +68,9 @@ class ChunkedUploads:
         """Bytes held in memory by all uploads (for tests and metrics)."""
         return sum(len(s.buffer) for s in self.sessions.values())
 
-    async def add(self, key: str, chunk: int, data: bytes, content_type: str | None) -> tuple[bool, int]:
+    async def add(
+        self, key: str, chunk: int, data: bytes, content_type: str | None
+    ) -> tuple[bool, int]:
         """Take chunk number ``chunk`` of the upload to ``key``.
 
         Returns ``(done, bytes_received)``; ``done`` is true once chunk ``-1`` completed the

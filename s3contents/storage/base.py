@@ -138,7 +138,9 @@ class Storage(abc.ABC):
         """Start a multipart upload to ``key``; returns its upload id."""
 
     @abc.abstractmethod
-    async def multipart_part(self, key: str, upload_id: str, number: int, data: bytes) -> UploadPart:
+    async def multipart_part(
+        self, key: str, upload_id: str, number: int, data: bytes
+    ) -> UploadPart:
         """Upload part ``number`` (1-based) of an upload."""
 
     @abc.abstractmethod

@@ -9,6 +9,7 @@ mode retries what is retryable (throttling, 5xx, dropped connections) before we 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -21,9 +22,11 @@ from botocore import UNSIGNED
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError as BotoConnectionError,
     NoCredentialsError,
     PartialCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
 )
 
 from ..errors import (
@@ -207,8 +210,7 @@ class S3Storage(Storage):
             ) from None
         except (BotoConnectionError, BotoCoreError, OSError, asyncio.TimeoutError) as err:
             raise Unavailable(
-                f"Object storage {self.url} is unreachable ({type(err).__name__}); "
-                "try again later",
+                f"Object storage {self.url} is unreachable ({type(err).__name__}); try again later",
                 path=key,
             ) from None
 
@@ -244,7 +246,9 @@ class S3Storage(Storage):
     # -- reads ----------------------------------------------------------------------------
     async def head(self, key: str) -> ObjectInfo:
         r = await self._call("HeadObject", key, Key=key)
-        return ObjectInfo(key, int(r["ContentLength"]), _utc(r["LastModified"]), _etag(r.get("ETag")))
+        return ObjectInfo(
+            key, int(r["ContentLength"]), _utc(r["LastModified"]), _etag(r.get("ETag"))
+        )
 
     async def get(self, key: str) -> tuple[bytes, ObjectInfo]:
         r = await self._call("GetObject", key, Key=key)
@@ -256,7 +260,7 @@ class S3Storage(Storage):
         info = ObjectInfo(key, len(data), _utc(r["LastModified"]), _etag(r.get("ETag")))
         return data, info
 
-    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:  # type: ignore[override]
+    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
         r = await self._call("GetObject", key, Key=key)
         async with r["Body"] as body:
             async for chunk in body.iter_chunks(chunk_size):
@@ -264,6 +268,7 @@ class S3Storage(Storage):
 
     async def list(self, prefix: str, delimiter: str = "/") -> Listing:
         listing = Listing()
+        prefixes: builtins.list[str] = listing.prefixes
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Prefix": prefix, "Delimiter": delimiter}
@@ -272,12 +277,12 @@ class S3Storage(Storage):
             r = await self._call("ListObjectsV2", prefix, **kwargs)
             for obj in r.get("Contents", ()):
                 listing.objects.append(_info(obj))
-            listing.prefixes.extend(p["Prefix"] for p in r.get("CommonPrefixes", ()))
+            prefixes.extend(p["Prefix"] for p in r.get("CommonPrefixes", ()))
             token = r.get("NextContinuationToken") if r.get("IsTruncated") else None
             if not token:
                 return listing
 
-    async def list_all(self, prefix: str) -> AsyncIterator[ObjectInfo]:  # type: ignore[override]
+    async def list_all(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Prefix": prefix}
@@ -333,7 +338,7 @@ class S3Storage(Storage):
         await self._call("DeleteObject", key, Key=key)
 
     async def delete_many(self, keys: Iterable[str]) -> None:
-        batch: list[str] = []
+        batch: builtins.list[str] = []
         for key in keys:
             batch.append(key)
             if len(batch) == 1000:
@@ -342,7 +347,7 @@ class S3Storage(Storage):
         if batch:
             await self._delete_batch(batch)
 
-    async def _delete_batch(self, keys: list[str]) -> None:
+    async def _delete_batch(self, keys: builtins.list[str]) -> None:
         r = await self._call(
             "DeleteObjects",
             keys[0],
@@ -366,13 +371,17 @@ class S3Storage(Storage):
         r = await self._call("CreateMultipartUpload", key, **kwargs)
         return str(r["UploadId"])
 
-    async def multipart_part(self, key: str, upload_id: str, number: int, data: bytes) -> UploadPart:
+    async def multipart_part(
+        self, key: str, upload_id: str, number: int, data: bytes
+    ) -> UploadPart:
         r = await self._call(
             "UploadPart", key, Key=key, UploadId=upload_id, PartNumber=number, Body=data
         )
         return UploadPart(number, str(_etag(r.get("ETag"))), len(data))
 
-    async def multipart_complete(self, key: str, upload_id: str, parts: Sequence[UploadPart]) -> None:
+    async def multipart_complete(
+        self, key: str, upload_id: str, parts: Sequence[UploadPart]
+    ) -> None:
         await self._call(
             "CompleteMultipartUpload",
             key,
