@@ -47,7 +47,7 @@ from .paths import (
     normalize_api_path,
     split_api,
 )
-from .settings import apply_environment
+from .settings import apply_environment, configured_names
 from .storage.base import ObjectInfo, PutMode, Storage
 
 __all__ = ["ObjectStoreContentsManager"]
@@ -176,7 +176,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        apply_environment(self)
+        apply_environment(self, configured_names(self, kwargs))
         self._storage: Storage | None = None
         self._keys: KeyMapper | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

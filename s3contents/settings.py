@@ -12,9 +12,10 @@ import json
 import os
 from typing import Any
 
-from traitlets import Bool, Dict, Float, HasTraits, Int, TraitError, TraitType
+from traitlets import Bool, Dict, Float, Int, TraitError, TraitType
+from traitlets.config import Configurable
 
-__all__ = ["apply_environment", "parse_env_value"]
+__all__ = ["apply_environment", "configured_names", "parse_env_value"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -50,16 +51,27 @@ def parse_env_value(trait: TraitType[Any, Any], var: str, raw: str) -> Any:
     return raw
 
 
-def apply_environment(obj: HasTraits) -> dict[str, str]:
-    """Set unset traits of ``obj`` from their environment variables.
+def configured_names(obj: Configurable, kwargs: dict[str, Any]) -> set[str]:
+    """Traits given a value by keyword arguments or by Jupyter's configuration."""
+    names = set(kwargs)
+    for section in obj.section_names():
+        if section in obj.config:
+            names.update(obj.config[section].keys())
+    return names
 
+
+def apply_environment(obj: Configurable, explicit: set[str]) -> dict[str, str]:
+    """Set the traits of ``obj`` not in ``explicit`` from their environment variables.
+
+    ``explicit`` names the traits configured otherwise (see :func:`configured_names`);
+    traitlets stores static defaults at construction, so "has a value" cannot tell.
     Returns ``{trait: variable}`` for the traits set this way (for start-up logs; values
     are never logged).
     """
     used: dict[str, str] = {}
     for name, trait in obj.traits().items():
         names = trait.metadata.get("env")
-        if not names or obj.trait_has_value(name):
+        if not names or name in explicit:
             continue
         if isinstance(names, str):
             names = (names,)
