@@ -460,7 +460,14 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         """Save a model (notebook, file, folder, or one chunk of an upload)."""
         return await self._save(model, path, PutMode.OVERWRITE)
 
-    async def _save(self, model: dict[str, Any], path: str, mode: PutMode) -> dict[str, Any]:
+    async def _save(
+        self, model: dict[str, Any], path: str, mode: PutMode, parent_known: bool = False
+    ) -> dict[str, Any]:
+        """Save ``model``; ``mode=CREATE`` never replaces an existing file.
+
+        ``parent_known``: the caller just listed the parent folder, so the existence checks
+        of a creation are not repeated.
+        """
         api_path = self._norm(path)
         if not isinstance(model, dict):
             raise BadRequest("The model must be a JSON object", path=api_path)
@@ -475,7 +482,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             raise BadRequest("No file type provided", path=api_path)
         if "content" not in model and type_ != "directory":
             raise BadRequest("No file content provided", path=api_path)
-        creating = mode is PutMode.CREATE
+        creating = mode is PutMode.CREATE and not parent_known
         if creating:
             # Creating needs an existing parent, as on a file system. Overwriting an
             # existing file (a save) skips the check: it costs a LIST per save.
@@ -690,7 +697,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 self.emit(data={"action": "save", "path": api_path})
                 return saved
             self._fill_new_model(m, api_path)
-            return await self._save(m, api_path, PutMode.CREATE)
+            return await self._save(m, api_path, PutMode.CREATE, parent_known=True)
 
         return await self._create_unique(dir_path, untitled + ext, insert, create)
 
