@@ -62,6 +62,10 @@ _KIND = {
 #: Operations that create objects: these get SSE and the additional write arguments.
 _WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
 
+#: Keys asked for per LIST page. AWS answers at most 1000 whatever we ask; servers that
+#: allow larger pages (SeaweedFS, MinIO) then answer a big folder in one request.
+_PAGE = 10000
+
 _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchUpload"})
 _DENIED = frozenset(
     {
@@ -271,7 +275,11 @@ class S3Storage(Storage):
         prefixes: builtins.list[str] = listing.prefixes
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"Prefix": prefix, "Delimiter": delimiter}
+            kwargs: dict[str, Any] = {
+                "Prefix": prefix,
+                "Delimiter": delimiter,
+                "MaxKeys": _PAGE,
+            }
             if token:
                 kwargs["ContinuationToken"] = token
             r = await self._call("ListObjectsV2", prefix, **kwargs)
@@ -285,7 +293,7 @@ class S3Storage(Storage):
     async def list_all(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"Prefix": prefix}
+            kwargs: dict[str, Any] = {"Prefix": prefix, "MaxKeys": _PAGE}
             if token:
                 kwargs["ContinuationToken"] = token
             r = await self._call("ListObjectsV2", prefix, **kwargs)
