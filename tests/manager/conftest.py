@@ -23,9 +23,12 @@ from s3contents import S3ContentsManager
 
 @pytest.fixture
 def make_cm(
-    s3_config: dict[str, str], jp_asyncio_loop: asyncio.AbstractEventLoop
+    s3_config: dict[str, str], jp_asyncio_loop: asyncio.AbstractEventLoop, jp_environ: None
 ) -> Iterator[Callable[..., S3ContentsManager]]:
-    """Factory of managers on the test's prefix; keyword arguments override settings."""
+    """Factory of managers on the test's prefix; keyword arguments override settings.
+
+    ``jp_environ`` keeps Jupyter's data (the notary's secret and signatures) in tmp_path.
+    """
     made: list[S3ContentsManager] = []
 
     def make(**overrides: Any) -> S3ContentsManager:
