@@ -14,6 +14,7 @@ from jupyter_server.services.contents.checkpoints import AsyncCheckpoints
 from traitlets import Unicode
 
 from .errors import NotFound, to_http_error
+from .paths import CHECKPOINT_DIR, join_api, split_api
 
 if TYPE_CHECKING:
     from .manager import ObjectStoreContentsManager
@@ -36,6 +37,16 @@ class ObjectStoreCheckpoints(AsyncCheckpoints):
 
     def _key(self, api_path: str, checkpoint_id: str) -> str:
         return self.manager.keys.checkpoint_key(api_path.strip("/"), checkpoint_id)
+
+    def _dir_entry(self, api_path: str) -> str:
+        """Key of the checkpoint folder's own entry, deleted along with a checkpoint.
+
+        SeaweedFS keeps an emptied ``.ipynb_checkpoints/`` as a directory, which would keep
+        its parent folder alive after the parent is deleted; deleting that key removes it
+        once empty and does nothing while other checkpoints remain (or on AWS).
+        """
+        parent, _ = split_api(api_path.strip("/"))
+        return self.manager.keys.dir_prefix(join_api(parent, CHECKPOINT_DIR))
 
     def _model(self, checkpoint_id: str, last_modified: Any) -> dict[str, Any]:
         return {"id": checkpoint_id, "last_modified": last_modified}
@@ -69,7 +80,7 @@ class ObjectStoreCheckpoints(AsyncCheckpoints):
         storage = self.manager.storage
         old_key = self._key(old_path, checkpoint_id)
         await storage.copy(old_key, self._key(new_path, checkpoint_id))
-        await storage.delete(old_key)
+        await storage.delete_many([old_key, self._dir_entry(old_path)])
 
     async def rename_all_checkpoints(self, old_path: str, new_path: str) -> None:
         # One COPY tells whether a checkpoint exists: no HEAD first.
@@ -87,11 +98,13 @@ class ObjectStoreCheckpoints(AsyncCheckpoints):
             raise to_http_error(
                 NotFound(f"Checkpoint does not exist: {path}@{checkpoint_id}", path=path)
             ) from None
-        await storage.delete(key)
+        await storage.delete_many([key, self._dir_entry(path)])
 
     async def delete_all_checkpoints(self, path: str) -> None:
         # Deleting an absent key is not an error in object storage: one request, no HEAD.
-        await self.manager.storage.delete(self._key(path, self.checkpoint_id))
+        await self.manager.storage.delete_many(
+            [self._key(path, self.checkpoint_id), self._dir_entry(path)]
+        )
 
     async def list_checkpoints(self, path: str) -> list[dict[str, Any]]:
         try:

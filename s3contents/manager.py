@@ -816,17 +816,44 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             await self.storage.delete(self.keys.key(old))
             return False
         objects = await self._tree_keys(old)
+        emptied: list[str] = []
         if not objects:
-            raise NotFound(f"File or directory does not exist: {old}", path=old)
+            emptied = await self._emptied_folder_entries(old)
+            if not emptied:
+                raise NotFound(f"File or directory does not exist: {old}", path=old)
         if new.startswith(old + "/"):
             raise BadRequest(f"Cannot move {old} into itself", path=new)
         if await self._file_info(new) is not None or await self._dir_exists(new):
             raise AlreadyExists(f"File already exists: {new}", path=new)
         if not same_parent:
             await self._check_parent(new)
-        await self._copy_tree(old, new, objects)
-        await self._delete_tree(old, objects)
+        await self._copy_tree(old, new, objects)  # no objects: writes new's marker
+        if objects:
+            await self._delete_tree(old, objects)
+        else:
+            await self.storage.delete_many(emptied)
         return True
+
+    async def _emptied_folder_entries(self, api_path: str) -> list[str]:
+        """Folder entries of a folder that holds no object any more, deepest first.
+
+        SeaweedFS stores folders as directories: a folder emptied by deleting or moving its
+        last file (or its last checkpoint) stays listed, as ``folder/`` or through an
+        emptied subfolder, until those keys are deleted, and only delimited listings show
+        them. Called only after a recursive listing found no object, so it costs one more
+        LIST on a miss (on AWS, where such entries do not exist) and one per emptied
+        subfolder. Returns ``[]`` when there is no such folder.
+        """
+        delim = self.keys.delimiter
+        found: list[str] = []
+        todo = [self.keys.dir_prefix(api_path)]
+        while todo:
+            prefix = todo.pop()
+            listing = await self.storage.list(prefix, delim)
+            if listing.objects or listing.prefixes:
+                found.append(prefix)
+            todo.extend(listing.prefixes)
+        return sorted(found, key=len, reverse=True)
 
     async def _delete_tree(self, api_path: str, objects: list[ObjectInfo]) -> None:
         """Delete every listed object of a folder, then the folder entries themselves.
@@ -862,7 +889,11 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             return False
         objects = await self._tree_keys(api_path)
         if not objects:
-            raise NotFound(f"File or directory does not exist: {api_path}", path=api_path)
+            emptied = await self._emptied_folder_entries(api_path)
+            if not emptied:
+                raise NotFound(f"File or directory does not exist: {api_path}", path=api_path)
+            await self.storage.delete_many(emptied)
+            return True
         if not self.delete_to_trash and not self.always_delete_dir:
             prefix = self.keys.dir_prefix(api_path)
             for o in objects:

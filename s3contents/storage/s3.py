@@ -304,7 +304,10 @@ class S3Storage(Storage):
                 return
 
     async def exists_any(self, prefix: str) -> bool:
-        r = await self._call("ListObjectsV2", prefix, Prefix=prefix, MaxKeys=1)
+        # Delimited: SeaweedFS keeps an emptied folder as a directory that only delimited
+        # listings show (as a common prefix, or as the key itself); it is still listed,
+        # so it must exist. On AWS the answer is the same either way.
+        r = await self._call("ListObjectsV2", prefix, Prefix=prefix, Delimiter="/", MaxKeys=1)
         return bool(r.get("KeyCount") or r.get("Contents"))
 
     # -- writes ---------------------------------------------------------------------------
