@@ -329,7 +329,14 @@ class S3Storage(Storage):
             if not etag:
                 raise ValueError("IF_MATCH needs an etag")
             kwargs["IfMatch"] = f'"{etag}"'
-        r = await self._call("PutObject", key, **kwargs)
+        try:
+            r = await self._call("PutObject", key, **kwargs)
+        except NotFound:
+            if mode is not PutMode.IF_MATCH:
+                raise
+            # AWS answers If-Match on a missing key with 404, SeaweedFS with 412: either way
+            # the object is not the version the caller read.
+            raise Conflict(f"{key} was deleted by someone else", path=key) from None
         return _etag(r.get("ETag"))
 
     async def copy(
