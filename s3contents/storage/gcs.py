@@ -1,0 +1,778 @@
+"""Google Cloud Storage adapter of the storage port, on ``gcsfs``'s async machinery.
+
+gcsfs gives us credentials (service-account files, Google's default credentials, raw
+tokens, anonymous access), the endpoint (``endpoint_url``, ``STORAGE_EMULATOR_HOST`` or
+Google's) and the aiohttp session. The requests themselves are the JSON API's, sent from
+one choke point, :meth:`GCSStorage._call`, which counts each request in
+:attr:`~s3contents.storage.base.Storage.stats`, retries what is retryable and maps every
+failure to the package's own errors. gcsfs's own ``_call`` is not used for them because it
+reads whole bodies (no streamed downloads), retries every request six times with up to
+32 s pauses, and turns HTTP statuses into built-in exceptions that lose the difference
+between "already exists" and "changed by someone else".
+
+How the port maps to GCS (one line per request; the kind counted in ``stats`` in brackets):
+
+* ``head`` - ``GET b/{bucket}/o/{key}`` (metadata) [HEAD]
+* ``get`` / ``stream`` - ``GET b/{bucket}/o/{key}?alt=media``, streamed for ``stream`` [GET]
+* ``list`` / ``list_all`` / ``exists_any`` - ``GET b/{bucket}/o?prefix&delimiter&maxResults
+  &pageToken``, 1000 entries a page [LIST]
+* ``put`` - one multipart upload (metadata and bytes in one request):
+  ``ifGenerationMatch=0`` for create-only (412 -> :class:`AlreadyExists`),
+  ``ifGenerationMatch=<generation>`` for if-match (412 -> :class:`Conflict`) [PUT]
+* ``copy`` - ``POST .../rewriteTo/...`` (server-side, repeated with ``rewriteToken`` until
+  done; ``ifGenerationMatch=0`` for create-only) [COPY]
+* ``delete`` - ``DELETE b/{bucket}/o/{key}`` (404 is fine) [DELETE]
+* ``delete_many`` - the JSON API's batch endpoint, 100 deletions per request (GCS's
+  limit), a few batches at once; servers without a batch endpoint get single deletions,
+  run concurrently (bounded) [DELETE]
+* multipart - a resumable upload: ``begin`` starts the session [POST]; each ``part`` PUTs
+  the bytes buffered so far, as many whole 256 KiB blocks as it can while keeping at least
+  one byte back [PUT]; ``complete`` PUTs the rest with the total size, which creates the
+  object [PUT]; ``abort`` DELETEs the session URI [DELETE]. Memory: a part plus < 256 KiB.
+
+The ``etag`` of an :class:`~s3contents.storage.base.ObjectInfo` is the object's
+*generation* (a number GCS changes on every write of the object): it is what GCS's
+preconditions compare, so ``put(mode=IF_MATCH, etag=...)`` is exact. (The MD5 would not do:
+GCS has no precondition on it, and composite objects have none.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import io
+import json
+import logging
+import os
+import random
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from yarl import URL
+
+from ..errors import (
+    AlreadyExists,
+    BadRequest,
+    Conflict,
+    ContentsError,
+    Forbidden,
+    NotFound,
+    Unavailable,
+)
+from .base import Listing, ObjectInfo, PutMode, Storage, UploadPart
+
+__all__ = ["GCSStorage"]
+
+log = logging.getLogger(__name__)
+
+#: Read by gcsfs when it is imported (see :mod:`s3contents.gcs`).
+_HNS_VARIABLE = "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"
+
+
+def _import_gcsfs() -> None:
+    """Import gcsfs without its gRPC bucket-type probes (see :mod:`s3contents.gcs`).
+
+    ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT`` is read once, when gcsfs is imported; unless the
+    user set it, it is ``false`` for that import only, so processes started later (kernels)
+    do not inherit our choice.
+    """
+    ours = _HNS_VARIABLE not in os.environ
+    if ours:
+        os.environ[_HNS_VARIABLE] = "false"
+    try:
+        import gcsfs  # noqa: F401
+    finally:
+        if ours:
+            os.environ.pop(_HNS_VARIABLE, None)
+
+
+_import_gcsfs()
+
+#: Entries asked for per LIST page (GCS answers at most 1000).
+_PAGE = 1000
+#: Deletions per batch request (GCS's limit is 100 calls per batch).
+_BATCH = 100
+#: Batch requests in flight at once.
+_BATCH_CONCURRENCY = 4
+#: Resumable uploads take chunks in multiples of this (all but the last).
+RESUMABLE_BLOCK = 256 * 1024
+#: Statuses worth another attempt.
+_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=60)
+
+
+class _HTTPStatusError(Exception):
+    """A non-success answer inside the adapter (turned into a ContentsError by _translate)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(status)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class _Resumable:
+    """A resumable upload in progress: where it goes and what is not sent yet."""
+
+    key: str
+    url: str
+    sent: int = 0
+    next_part: int = 1
+    buffer: bytearray = field(default_factory=bytearray)
+
+
+def _utc(dt: datetime) -> datetime:
+    # Whole seconds in UTC, as S3: a media download reports Last-Modified as an HTTP date
+    # (seconds), listings in microseconds. One precision everywhere keeps the time of a file
+    # the same whichever request saw it (JupyterLab compares them).
+    dt = dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt.replace(microsecond=0)
+
+
+def _parse_rfc3339(text: str) -> datetime:
+    # "2024-01-02T03:04:05.123456789Z": Python < 3.11 knows neither "Z" nor nanoseconds.
+    text = text.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    head, _, tz = text.partition("+")
+    if "." in head:
+        base, frac = head.split(".", 1)
+        head = f"{base}.{frac[:6]}"
+    return _utc(datetime.fromisoformat(head + ("+" + tz if tz else "+00:00")))
+
+
+def _info(obj: dict[str, Any]) -> ObjectInfo:
+    modified = obj.get("updated") or obj.get("timeCreated")
+    return ObjectInfo(
+        key=obj["name"],
+        size=int(obj.get("size", 0)),
+        last_modified=_parse_rfc3339(modified) if modified else datetime.now(timezone.utc),
+        etag=str(obj["generation"]) if obj.get("generation") else None,
+    )
+
+
+class GCSStorage(Storage):
+    """Object storage in one GCS bucket.
+
+    The gcsfs file system (credentials, endpoint) is made once; its aiohttp session belongs
+    to one event loop and is re-made if the storage is used from another loop, as happens
+    in tests.
+
+    Parameters
+    ----------
+    bucket : str
+        Bucket name.
+    project : str
+        Google Cloud project (only used by Google's default credentials to check they
+        belong to it).
+    token : str or dict or google.auth.credentials.Credentials, optional
+        What gcsfs calls ``token``: a path to a service-account or authorized-user JSON
+        file, ``"google_default"``, ``"cloud"`` (the metadata server), ``"anon"``, a raw
+        access token, or a credentials object. Default (None): ``"google_default"``, Google's
+        default credentials. Never logged.
+    endpoint_url : str, optional
+        Root of the JSON API (emulators, private endpoints); gcsfs's default otherwise
+        (``STORAGE_EMULATOR_HOST``, else Google's).
+    max_concurrency : int
+        Requests :meth:`delete_many` may run at once when it falls back to single deletions.
+    retries : int
+        Attempts per request on throttling, 5xx and dropped connections.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        project: str = "",
+        token: Any = None,
+        endpoint_url: str | None = None,
+        max_concurrency: int = 32,
+        retries: int = 4,
+    ) -> None:
+        super().__init__()
+        from gcsfs.core import GCSFileSystem  # the core class: no zonal-bucket probes
+
+        self.bucket = bucket
+        self.url = f"gs://{bucket}"
+        self.max_concurrency = max(1, max_concurrency)
+        self.retries = max(1, retries)
+        try:
+            self._fs = GCSFileSystem(
+                project=project or "",
+                token="google_default" if token is None else token,
+                endpoint_url=endpoint_url or None,
+                asynchronous=True,
+                skip_instance_cache=True,
+            )
+        except Exception as err:
+            # Only the type: gcsfs's and google-auth's messages may quote a raw token (a
+            # failed token check names it in the URL it could not reach).
+            raise Forbidden(
+                f"No usable Google credentials for {self.url} ({type(err).__name__}); check "
+                "the token setting or Google's default credentials"
+            ) from None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._uploads: dict[str, _Resumable] = {}
+        self._batch_supported = True
+
+    @property
+    def location(self) -> str:
+        """Scheme and host of the API (``https://storage.googleapis.com`` or an emulator)."""
+        return str(self._fs._location).rstrip("/")
+
+    # -- session lifecycle ----------------------------------------------------------------
+    async def _session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session_loop is not loop:
+            # An aiohttp session belongs to the loop it was made in: drop it, closed.
+            old, self._fs._session = self._fs._session, None
+            if old is not None:
+                _discard_session(old, self._session_loop)
+            self._session_loop = loop
+        session: aiohttp.ClientSession = await self._fs._set_session()
+        return session
+
+    async def close(self) -> None:
+        session, self._fs._session = self._fs._session, None
+        self._session_loop = None
+        if session is not None and not session.closed:
+            with contextlib.suppress(Exception):
+                await session.close()
+
+    async def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        creds = self._fs.credentials
+        if creds.credentials is not None:
+            with contextlib.suppress(AttributeError):
+                if not creds._credentials_valid(300):
+                    # A refresh is a blocking HTTP call in google-auth: keep it off the loop.
+                    await asyncio.to_thread(creds.maybe_refresh)
+        headers: dict[str, str] = self._fs._get_headers(dict(extra or {}))
+        return headers
+
+    # -- the choke point ------------------------------------------------------------------
+    def _api_url(
+        self, path: str, params: dict[str, Any] | None = None, upload: bool = False
+    ) -> str:
+        base = f"{self.location}/{'upload/' if upload else ''}storage/v1/{path}"
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        return base + ("?" + urlencode(query, quote_via=quote) if query else "")
+
+    def _object_path(self, key: str) -> str:
+        return f"b/{quote(self.bucket, safe='')}/o/{quote(key, safe='')}"
+
+    async def _call(
+        self,
+        kind: str,
+        method: str,
+        url: str,
+        key: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+        ok: Iterable[int] = (),
+        retry: bool = True,
+        stream: bool = False,
+    ) -> aiohttp.ClientResponse:
+        """Send one request; return the response (read, unless ``stream``).
+
+        Statuses below 300, and those in ``ok``, are answers; anything else raises a
+        :class:`~s3contents.errors.ContentsError` built by :meth:`_translate`. A streamed
+        response must be released by the caller.
+        """
+        accepted = set(ok)
+        attempts = self.retries if retry else 1
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(min(0.25 * 2 ** (attempt - 1), 4.0) * (0.5 + random.random()))
+            try:
+                request_headers = await self._headers(headers)
+            except Exception as err:  # only credentials code runs here
+                raise Forbidden(
+                    f"Could not get Google credentials for {self.url}: {type(err).__name__}",
+                    path=key,
+                ) from None
+            self.stats[kind] += 1
+            try:
+                session = await self._session()
+                resp = await session.request(
+                    method,
+                    URL(url, encoded=True),
+                    headers=request_headers,
+                    # aiohttp warns that big bytes bodies "might lock the event loop";
+                    # a file-like body is sent piece by piece (fresh for each attempt).
+                    data=io.BytesIO(data) if data is not None and len(data) > 1 << 20 else data,
+                    timeout=_TIMEOUT,
+                    allow_redirects=False,
+                )
+                if resp.status < 300 or resp.status in accepted:
+                    if not stream:
+                        await resp.read()
+                    return resp
+                body = await resp.read()
+                resp.release()
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+                if attempt + 1 < attempts:
+                    continue
+                raise Unavailable(
+                    f"Object storage {self.url} is unreachable ({type(err).__name__}); "
+                    "try again later",
+                    path=key,
+                ) from None
+            if resp.status in _RETRY_STATUS and attempt + 1 < attempts:
+                continue
+            reason, message = _error_details(body)
+            raise _HTTPStatusError(resp.status, reason, message)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _request(
+        self,
+        kind: str,
+        method: str,
+        url: str,
+        key: str | None = None,
+        *,
+        create: bool = False,
+        **kwargs: Any,
+    ) -> aiohttp.ClientResponse:
+        """:meth:`_call`, with HTTP errors translated; ``create``: 412 means "exists"."""
+        try:
+            return await self._call(kind, method, url, key, **kwargs)
+        except _HTTPStatusError as err:
+            raise self._translate(err, kind, key, create) from None
+
+    def _translate(
+        self, err: _HTTPStatusError, kind: str, key: str | None, create: bool
+    ) -> ContentsError:
+        # Our own words from the status and GCS's reason code: the server's text is shown
+        # only for refusals of bad input, where it says what is wrong (it never carries
+        # credentials; URLs and headers are never quoted).
+        status, reason = err.status, err.reason
+        what = f"{kind} {key}" if key else kind
+        if status == 404:
+            if kind == "LIST" or "bucket does not exist" in err.message.lower():
+                return Unavailable(f"Bucket {self.bucket!r} does not exist", path=key)
+            return NotFound(f"No such object: {key}", path=key)
+        if status == 412:
+            if create:
+                return AlreadyExists(f"Already exists: {key}", path=key)
+            return Conflict(f"{key} was changed by someone else", path=key)
+        if status == 409:
+            return Conflict(f"A concurrent write to {key} won; try again", path=key)
+        if status in (401, 403):
+            return Forbidden(
+                f"Access denied by object storage ({reason or status}) for {what} in {self.url}",
+                path=key,
+            )
+        if status in (400, 411, 413, 416):
+            detail = f": {err.message[:200]}" if err.message else ""
+            return BadRequest(f"Object storage refused {what} ({status}){detail}", path=key)
+        code = f"{status} {reason}" if reason else str(status)
+        return Unavailable(f"Object storage error {code} on {what}; try again later", path=key)
+
+    async def _json(self, resp: aiohttp.ClientResponse) -> dict[str, Any]:
+        body = await resp.read()
+        if not body:
+            return {}
+        try:
+            value = json.loads(body)
+        except ValueError:
+            raise Unavailable(f"Object storage {self.url} answered something not JSON") from None
+        return value if isinstance(value, dict) else {}
+
+    # -- reads ----------------------------------------------------------------------------
+    async def head(self, key: str) -> ObjectInfo:
+        url = self._api_url(self._object_path(key))
+        return _info(await self._json(await self._request("HEAD", "GET", url, key)))
+
+    async def get(self, key: str) -> tuple[bytes, ObjectInfo]:
+        url = self._api_url(self._object_path(key), {"alt": "media"})
+        resp = await self._request("GET", "GET", url, key)
+        data = await resp.read()
+        return data, _media_info(key, resp, len(data))
+
+    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        url = self._api_url(self._object_path(key), {"alt": "media"})
+        resp = await self._request("GET", "GET", url, key, stream=True)
+        try:
+            async for chunk in resp.content.iter_chunked(chunk_size):
+                yield chunk
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+            raise Unavailable(f"Reading {key} was interrupted ({type(err).__name__})") from None
+        finally:
+            resp.release()
+
+    async def _list_pages(
+        self, prefix: str, delimiter: str | None, page: int | None = None
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        token: str | None = None
+        while True:
+            params = {
+                "prefix": prefix,
+                "delimiter": delimiter or None,
+                "maxResults": page or _PAGE,
+                "pageToken": token,
+                "fields": "items(name,size,updated,timeCreated,generation),prefixes,nextPageToken",
+            }
+            url = self._api_url(f"b/{quote(self.bucket, safe='')}/o", params)
+            body = await self._json(await self._request("LIST", "GET", url, prefix))
+            yield body
+            token = body.get("nextPageToken")
+            if not token:
+                return
+
+    async def list(self, prefix: str, delimiter: str = "/") -> Listing:
+        listing = Listing()
+        seen: set[str] = set()
+        async with contextlib.aclosing(self._list_pages(prefix, delimiter)) as pages:
+            async for body in pages:
+                listing.objects.extend(_info(o) for o in body.get("items", ()))
+                for p in body.get("prefixes", ()):
+                    # Some servers (fake-gcs-server) repeat the prefixes on every page.
+                    if p not in seen:
+                        seen.add(p)
+                        listing.prefixes.append(p)
+        return listing
+
+    async def list_all(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        async with contextlib.aclosing(self._list_pages(prefix, None)) as pages:
+            async for body in pages:
+                for obj in body.get("items", ()):
+                    yield _info(obj)
+
+    async def exists_any(self, prefix: str) -> bool:
+        async with contextlib.aclosing(self._list_pages(prefix, None, page=1)) as pages:
+            async for body in pages:
+                return bool(body.get("items"))
+        return False  # pragma: no cover
+
+    # -- writes ---------------------------------------------------------------------------
+    async def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        mode: PutMode = PutMode.OVERWRITE,
+        etag: str | None = None,
+        content_type: str | None = None,
+    ) -> str | None:
+        params: dict[str, Any] = {"uploadType": "multipart"}
+        if mode is PutMode.CREATE:
+            params["ifGenerationMatch"] = "0"
+        elif mode is PutMode.IF_MATCH:
+            if not etag:
+                raise ValueError("IF_MATCH needs an etag (the object's generation)")
+            params["ifGenerationMatch"] = etag
+        metadata = {"name": key, "contentType": content_type or "application/octet-stream"}
+        boundary = f"==s3contents{secrets.token_hex(12)}=="
+        body = b"".join(
+            [
+                f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
+                json.dumps(metadata).encode(),
+                f"\r\n--{boundary}\r\nContent-Type: {metadata['contentType']}\r\n\r\n".encode(),
+                data,
+                f"\r\n--{boundary}--\r\n".encode(),
+            ]
+        )
+        url = self._api_url(f"b/{quote(self.bucket, safe='')}/o", params, upload=True)
+        resp = await self._request(
+            "PUT",
+            "POST",
+            url,
+            key,
+            create=mode is PutMode.CREATE,
+            headers={"Content-Type": f'multipart/related; boundary="{boundary}"'},
+            data=body,
+        )
+        generation = (await self._json(resp)).get("generation")
+        return str(generation) if generation else None
+
+    async def copy(
+        self, src: str, dst: str, *, mode: PutMode = PutMode.OVERWRITE
+    ) -> datetime | None:
+        params: dict[str, Any] = {}
+        if mode is PutMode.CREATE:
+            params["ifGenerationMatch"] = "0"
+        path = f"{self._object_path(src)}/rewriteTo/{self._object_path(dst)}"
+        while True:
+            url = self._api_url(path, params)
+            try:
+                resp = await self._request(
+                    "COPY",
+                    "POST",
+                    url,
+                    dst,
+                    create=mode is PutMode.CREATE,
+                    headers={"Content-Type": "application/json"},
+                    data=b"{}",
+                )
+            except NotFound:
+                raise NotFound(f"No such object: {src}", path=src) from None
+            body = await self._json(resp)
+            if body.get("done", True):
+                resource = body.get("resource") or {}
+                modified = resource.get("updated")
+                return _parse_rfc3339(modified) if modified else None
+            # Large objects across locations or classes are copied in steps.
+            params["rewriteToken"] = body["rewriteToken"]
+
+    async def delete(self, key: str) -> None:
+        url = self._api_url(self._object_path(key))
+        await self._request("DELETE", "DELETE", url, key, ok=(404,))
+
+    async def delete_many(self, keys: Iterable[str]) -> None:
+        todo = builtins.list(dict.fromkeys(keys))
+        if not todo:
+            return
+        if self._batch_supported:
+            batches = [todo[i : i + _BATCH] for i in range(0, len(todo), _BATCH)]
+            gate = asyncio.Semaphore(_BATCH_CONCURRENCY)
+
+            async def one(batch: builtins.list[str]) -> bool:
+                async with gate:
+                    return await self._delete_batch(batch)
+
+            done = await asyncio.gather(*(one(b) for b in batches))
+            todo = [k for b, ok in zip(batches, done, strict=True) if not ok for k in b]
+            if not todo:
+                return
+        gate = asyncio.Semaphore(self.max_concurrency)
+
+        async def single(key: str) -> None:
+            async with gate:
+                await self.delete(key)
+
+        await asyncio.gather(*(single(k) for k in todo))
+
+    async def _delete_batch(self, keys: builtins.list[str]) -> bool:
+        """One batch request deleting ``keys``; False if the server has no batch endpoint."""
+        boundary = f"s3contents{secrets.token_hex(12)}"
+        parts = []
+        for i, key in enumerate(keys):
+            parts.append(
+                f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: <{i + 1}>\r\n"
+                f"\r\nDELETE /storage/v1/{self._object_path(key)} HTTP/1.1\r\n\r\n\r\n"
+            )
+        body = ("".join(parts) + f"--{boundary}--\r\n").encode()
+        url = f"{self.location}/batch/storage/v1"
+        try:
+            resp = await self._call(
+                "DELETE",
+                "POST",
+                url,
+                keys[0],
+                headers={"Content-Type": f"multipart/mixed; boundary={boundary}"},
+                data=body,
+            )
+        except _HTTPStatusError as err:
+            if err.status in (404, 405, 501):
+                log.info("%s has no batch endpoint: deleting objects one by one", self.location)
+                self._batch_supported = False
+                return False
+            raise self._translate(err, "DELETE", keys[0], False) from None
+        statuses = _batch_statuses(await resp.read(), resp.headers.get("Content-Type", ""))
+        if len(statuses) != len(keys):
+            self._batch_supported = False
+            return False
+        failed = [
+            (key, status)
+            for key, (status, _) in zip(keys, statuses, strict=True)
+            if status >= 300 and status != 404
+        ]
+        if failed:
+            key, status = failed[0]
+            reason, message = next((details for (s, details) in statuses if s == status), ("", ""))
+            first = self._translate(_HTTPStatusError(status, reason, message), "DELETE", key, False)
+            raise type(first)(
+                f"Could not delete {len(failed)} object(s), first {key}: {first.message}",
+                path=key,
+            )
+        return True
+
+    # -- multipart: resumable uploads -----------------------------------------------------
+    async def multipart_begin(self, key: str, content_type: str | None = None) -> str:
+        url = self._api_url(
+            f"b/{quote(self.bucket, safe='')}/o", {"uploadType": "resumable"}, upload=True
+        )
+        metadata = {"name": key, "contentType": content_type or "application/octet-stream"}
+        resp = await self._request(
+            "POST",
+            "POST",
+            url,
+            key,
+            headers={
+                "Content-Type": "application/json; charset=UTF-8",
+                "X-Upload-Content-Type": metadata["contentType"],
+            },
+            data=json.dumps(metadata).encode(),
+        )
+        location = resp.headers.get("Location")
+        if not location:
+            raise Unavailable(f"Object storage did not start an upload to {key}", path=key)
+        # The session URI is a capability (whoever has it may upload): it stays in this
+        # process and is never logged. Our upload id is a random handle to it.
+        upload_id = secrets.token_urlsafe(16)
+        self._uploads[upload_id] = _Resumable(key=key, url=location)
+        return upload_id
+
+    def _upload(self, key: str, upload_id: str) -> _Resumable:
+        upload = self._uploads.get(upload_id)
+        if upload is None or upload.key != key:
+            raise NotFound(f"No upload in progress to {key}", path=key)
+        return upload
+
+    async def multipart_part(
+        self, key: str, upload_id: str, number: int, data: bytes
+    ) -> UploadPart:
+        upload = self._upload(key, upload_id)
+        if number != upload.next_part:
+            raise BadRequest(f"Part {number} out of order (expected {upload.next_part})", path=key)
+        upload.buffer += data
+        upload.next_part += 1
+        # Send whole 256 KiB blocks, always keeping at least one byte back: GCS only learns
+        # the total size (and creates the object) with the last chunk, sent by complete.
+        sendable = (len(upload.buffer) - 1) // RESUMABLE_BLOCK * RESUMABLE_BLOCK
+        if sendable > 0:
+            await self._send_chunk(upload, sendable, final=False)
+        return UploadPart(number, f"{upload.sent}", len(data))
+
+    async def multipart_complete(
+        self, key: str, upload_id: str, parts: Sequence[UploadPart]
+    ) -> None:
+        upload = self._upload(key, upload_id)
+        try:
+            await self._send_chunk(upload, len(upload.buffer), final=True)
+        finally:
+            self._uploads.pop(upload_id, None)
+
+    async def _send_chunk(self, upload: _Resumable, size: int, *, final: bool) -> None:
+        """PUT the first ``size`` buffered bytes; ``final`` declares the total size."""
+        while True:
+            piece = bytes(upload.buffer[:size])
+            start, end = upload.sent, upload.sent + len(piece) - 1
+            total = str(upload.sent + len(piece)) if final else "*"
+            span = f"{start}-{end}" if piece else "*"
+            resp = await self._request(
+                "PUT",
+                "PUT",
+                upload.url,
+                upload.key,
+                headers={"Content-Range": f"bytes {span}/{total}"},
+                data=piece,
+                ok=(308,),
+                # A chunk is not repeated blindly: the server may have kept part of it.
+                retry=False,
+            )
+            if resp.status != 308:
+                upload.sent += len(piece)
+                del upload.buffer[:size]
+                return
+            # 308: the server kept bytes 0..N; send what it did not keep.
+            kept = resp.headers.get("Range", "")
+            persisted = int(kept.rsplit("-", 1)[1]) + 1 if kept else upload.sent
+            taken = max(0, persisted - upload.sent)
+            upload.sent += taken
+            del upload.buffer[:taken]
+            size -= taken
+            if size <= 0 and not final:
+                return
+
+    async def multipart_abort(self, key: str, upload_id: str) -> None:
+        upload = self._uploads.pop(upload_id, None)
+        if upload is None:
+            return
+        # GCS answers 499 to a cancelled session, 404/410 when it is already gone.
+        with contextlib.suppress(NotFound):
+            await self._request(
+                "DELETE", "DELETE", upload.url, key, ok=(499, 404, 410), retry=False
+            )
+
+    # -- bucket ---------------------------------------------------------------------------
+    async def check_bucket(self) -> None:
+        """Raise :class:`Unavailable`/:class:`Forbidden` unless the bucket answers."""
+        url = self._api_url(f"b/{quote(self.bucket, safe='')}")
+        try:
+            await self._request("HEAD", "GET", url)
+        except NotFound:
+            raise Unavailable(f"Bucket {self.bucket!r} does not exist") from None
+
+
+def _discard_session(
+    session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop | None
+) -> None:
+    """Close a session of another loop: on that loop if it still runs, else its sockets."""
+    if session.closed:
+        return
+    if loop is not None and loop.is_running() and not loop.is_closed():
+        asyncio.run_coroutine_threadsafe(session.close(), loop)
+        return
+    connector = session.connector
+    if connector is not None:
+        with contextlib.suppress(Exception):
+            connector._close()
+
+
+def _media_info(key: str, resp: aiohttp.ClientResponse, size: int) -> ObjectInfo:
+    modified = resp.headers.get("Last-Modified")
+    try:
+        when = _utc(parsedate_to_datetime(modified)) if modified else None
+    except (TypeError, ValueError):
+        when = None
+    return ObjectInfo(
+        key=key,
+        size=size,
+        last_modified=when or _utc(datetime.now(timezone.utc)),
+        etag=resp.headers.get("X-Goog-Generation"),
+    )
+
+
+def _error_details(body: bytes) -> tuple[str, str]:
+    """GCS's reason code and message out of an error body (JSON API errors)."""
+    try:
+        error = json.loads(body).get("error", {})
+    except (ValueError, AttributeError):
+        return "", ""
+    if not isinstance(error, dict):
+        return "", str(error)[:200]
+    reason = ""
+    errors = error.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        reason = str(errors[0].get("reason", ""))
+    return reason, str(error.get("message", ""))
+
+
+def _batch_statuses(body: bytes, content_type: str) -> list[tuple[int, tuple[str, str]]]:
+    """The status (and error details) of each part of a batch answer, in order."""
+    boundary = ""
+    for item in content_type.split(";"):
+        name, _, value = item.strip().partition("=")
+        if name.lower() == "boundary":
+            boundary = value.strip('"')
+    if not boundary:
+        return []
+    out: list[tuple[int, tuple[str, str]]] = []
+    for part in body.split(b"--" + boundary.encode())[1:]:
+        if part.startswith(b"--"):
+            break
+        marker = part.find(b"HTTP/1.1 ")
+        if marker < 0:
+            continue
+        status_line = part[marker:].split(b"\r\n", 1)[0].split(b"\n", 1)[0]
+        try:
+            status = int(status_line.split()[1])
+        except (IndexError, ValueError):
+            continue
+        details = ("", "")
+        if status >= 300:
+            brace = part.find(b"{", marker)
+            if brace >= 0:
+                details = _error_details(part[brace:].strip())
+        out.append((status, details))
+    return out
