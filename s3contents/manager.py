@@ -66,6 +66,8 @@ def _api(func: F) -> F:
     async def wrapper(self: ObjectStoreContentsManager, *args: Any, **kwargs: Any) -> Any:
         self._remember_loop()
         try:
+            if not self._storage_checked:
+                await self._check_storage()
             return await func(self, *args, **kwargs)
         except ContentsError as err:
             raise to_http_error(err) from None
@@ -182,6 +184,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._uploads: Any = None
         self._fs: Any = None
+        self._storage_checked = False
 
     # -- provider hooks -------------------------------------------------------------------
     def _build_storage(self) -> Storage:
@@ -236,6 +239,23 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 self.storage, part_size=self.upload_part_size, timeout=self.upload_timeout
             )
         return self._uploads
+
+    async def _check_storage(self) -> None:
+        """Check the bucket once, on the first request (1 request per server process).
+
+        A missing bucket answers 503 with its name, logged once, and is checked again on
+        the next request, so creating the bucket fixes the server without a restart.
+        """
+        try:
+            await self.storage.check()
+        except ContentsError as err:
+            if not self._storage_error_logged:
+                self.log.error("Object storage not ready: %s", err)
+                self._storage_error_logged = True
+            raise
+        self._storage_checked = True
+
+    _storage_error_logged = False
 
     def _remember_loop(self) -> None:
         with contextlib.suppress(RuntimeError):

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import abc
 import enum
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from ..errors import Forbidden
 
 __all__ = ["Listing", "ObjectInfo", "PutMode", "Storage", "UploadPart"]
 
@@ -93,7 +96,8 @@ class Storage(abc.ABC):
         """Every object whose key starts with ``prefix``, recursively, page by page."""
 
     async def exists_any(self, prefix: str) -> bool:
-        """True when at least one key starts with ``prefix`` (cheap: first page only)."""
+        """True when a folder ``prefix`` exists: a key lies under it, or (on servers that
+        keep folders as directories, like SeaweedFS) it is still listed as a folder."""
         async for _ in self.list_all(prefix):
             return True
         return False
@@ -154,5 +158,21 @@ class Storage(abc.ABC):
         """Abandon an upload and free its parts (no error if already gone)."""
 
     # -- lifecycle ------------------------------------------------------------------------
+    async def check_bucket(self) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`Unavailable` naming the bucket when it does not exist, and
+        :class:`Forbidden` when the credentials may not look at it."""
+
+    async def check(self) -> None:
+        """:meth:`check_bucket`, called once at start, where refused access is no error.
+
+        A user allowed only under a prefix may not be allowed to look at the bucket itself.
+        """
+        try:
+            await self.check_bucket()
+        except Forbidden:
+            logging.getLogger(__name__).info(
+                "Not allowed to look at %s itself; going on (prefix-only access?)", self.url
+            )
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

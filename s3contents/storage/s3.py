@@ -416,7 +416,11 @@ class S3Storage(Storage):
 
     # -- bucket ---------------------------------------------------------------------------
     async def check_bucket(self) -> None:
-        """Raise :class:`Unavailable`/:class:`Forbidden` unless the bucket answers."""
+        """HEAD the bucket: :class:`Unavailable` naming it when it does not exist.
+
+        Some servers (SeaweedFS) create a missing bucket on the first write: checking
+        first keeps a misspelt bucket name from silently starting an empty tree.
+        """
         try:
             await self._call("HeadBucket", None)
         except NotFound:

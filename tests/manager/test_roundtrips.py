@@ -66,6 +66,12 @@ def big_folder(seaweedfs: S3Server) -> Iterator[dict[str, str]]:
     seaweedfs.remove_bucket(bucket)
 
 
+async def _fresh(cm: S3ContentsManager) -> None:
+    """Pass the manager's one-time bucket check, then start counting from zero."""
+    await cm.exists("")
+    cm.storage.stats.clear()
+
+
 def _stats(cm: S3ContentsManager) -> Counter[str]:
     """The requests counted since the last reset, without zero entries."""
     return +cm.storage.stats
@@ -88,7 +94,7 @@ async def test_listing_a_big_folder_is_only_listing_pages(
     big_folder: dict[str, str], make_cm: Callable[..., S3ContentsManager]
 ) -> None:
     cm = make_cm(**big_folder)
-    cm.storage.stats.clear()
+    await _fresh(cm)
     model = await cm.get("")
     entries = model["content"]
     assert len(entries) == N_NOTEBOOKS + N_FOLDERS
@@ -103,7 +109,7 @@ async def test_listing_a_folder_of_1000_entries_is_one_list(
     big_folder: dict[str, str], make_cm: Callable[..., S3ContentsManager]
 ) -> None:
     cm = make_cm(**big_folder)
-    cm.storage.stats.clear()
+    await _fresh(cm)
     model = await cm.get("folder-00")
     entries = model["content"]
     assert sum(e["type"] == "notebook" for e in entries) == 990
@@ -117,7 +123,7 @@ async def test_open_notebook_is_one_get(
     big_folder: dict[str, str], make_cm: Callable[..., S3ContentsManager]
 ) -> None:
     cm = make_cm(**big_folder)
-    cm.storage.stats.clear()
+    await _fresh(cm)
     model = await cm.get("nb-0500.ipynb")
     assert model["type"] == "notebook"
     assert model["content"]["cells"][1]["source"] == "print('hi')"
@@ -126,7 +132,7 @@ async def test_open_notebook_is_one_get(
 
 async def test_open_file_is_one_get(cm: S3ContentsManager, s3: Any) -> None:
     s3.put_object(Bucket=cm.bucket, Key=f"{cm.prefix}/data.csv", Body=b"a,b\n1,2\n")
-    cm.storage.stats.clear()
+    await _fresh(cm)
     model = await cm.get("data.csv")
     assert model["content"] == "a,b\n1,2\n"
     assert _stats(cm) == Counter({"GET": 1})
@@ -137,7 +143,7 @@ async def test_metadata_only_is_one_head(
     big_folder: dict[str, str], make_cm: Callable[..., S3ContentsManager], name: str
 ) -> None:
     cm = make_cm(**big_folder)
-    cm.storage.stats.clear()
+    await _fresh(cm)
     model = await cm.get(name, content=False)
     assert model["content"] is None
     assert model["size"] == len(notebook_bytes())
@@ -148,7 +154,7 @@ async def test_hash_without_content_is_one_get(
     big_folder: dict[str, str], make_cm: Callable[..., S3ContentsManager]
 ) -> None:
     cm = make_cm(**big_folder)
-    cm.storage.stats.clear()
+    await _fresh(cm)
     model = await cm.get("nb-0002.ipynb", content=False, require_hash=True)
     assert model["hash"]
     assert _stats(cm) == Counter({"GET": 1})
@@ -157,7 +163,7 @@ async def test_hash_without_content_is_one_get(
 async def test_save_notebook_is_one_put_and_one_head(cm: S3ContentsManager) -> None:
     await cm.new(path="first.ipynb")  # the file exists: a save overwrites
     for path in ("first.ipynb", "brand-new.ipynb"):
-        cm.storage.stats.clear()
+        await _fresh(cm)
         saved = await cm.save(
             {"type": "notebook", "format": "json", "content": sample_notebook()}, path
         )
@@ -167,7 +173,7 @@ async def test_save_notebook_is_one_put_and_one_head(cm: S3ContentsManager) -> N
 
 async def test_save_file_in_subfolder_is_one_put_and_one_head(cm: S3ContentsManager) -> None:
     await cm.save({"type": "directory"}, "sub")
-    cm.storage.stats.clear()
+    await _fresh(cm)
     await cm.save({"type": "file", "format": "text", "content": "x"}, "sub/a.txt")
     assert _stats(cm) == Counter({"PUT": 1, "HEAD": 1})
 
@@ -185,7 +191,7 @@ async def test_new_untitled_is_one_list_and_a_create_only_put(
 ) -> None:
     await cm.save({"type": "directory"}, "sub")
     modes = _spy_put_modes(cm)
-    cm.storage.stats.clear()
+    await _fresh(cm)
     model = await cm.new_untitled(path=folder, type=type_, ext=ext)
     assert model["name"] == expected_name
     assert modes == [PutMode.CREATE]
@@ -198,7 +204,7 @@ async def test_new_untitled_takes_the_next_free_name_with_one_list(cm: S3Content
     for _ in range(3):
         await cm.new_untitled(type="notebook")
     modes = _spy_put_modes(cm)
-    cm.storage.stats.clear()
+    await _fresh(cm)
     model = await cm.new_untitled(type="notebook")
     assert model["name"] == "Untitled3.ipynb"
     assert modes == [PutMode.CREATE]
@@ -208,7 +214,7 @@ async def test_new_untitled_takes_the_next_free_name_with_one_list(cm: S3Content
 
 async def test_new_untitled_folder_uses_a_create_only_marker(cm: S3ContentsManager) -> None:
     modes = _spy_put_modes(cm)
-    cm.storage.stats.clear()
+    await _fresh(cm)
     model = await cm.new_untitled(type="directory")
     assert model["name"] == "Untitled Folder"
     assert modes == [PutMode.CREATE]
@@ -220,7 +226,7 @@ async def test_new_untitled_folder_uses_a_create_only_marker(cm: S3ContentsManag
 
 async def test_copy_file_is_a_create_only_server_side_copy(cm: S3ContentsManager) -> None:
     await cm.save({"type": "notebook", "content": sample_notebook()}, "a.ipynb")
-    cm.storage.stats.clear()
+    await _fresh(cm)
     model = await cm.copy("a.ipynb")
     assert model["name"] == "a-Copy1.ipynb"
     stats = _stats(cm)
@@ -246,7 +252,7 @@ async def test_rename_folder_is_list_copies_and_one_delete_batch(
     cm: S3ContentsManager, s3: Any, n: int
 ) -> None:
     rel = _seed_tree(s3, cm.bucket, cm.prefix, n)
-    cm.storage.stats.clear()
+    await _fresh(cm)
     await cm.rename("proj", "moved")
     stats = _stats(cm)
     assert stats["COPY"] == n
@@ -264,7 +270,7 @@ async def test_delete_folder_is_one_list_and_one_delete_batch(
 ) -> None:
     _seed_tree(s3, cm.bucket, cm.prefix, n)
     s3.put_object(Bucket=cm.bucket, Key=f"{cm.prefix}/keep.txt", Body=b"k")
-    cm.storage.stats.clear()
+    await _fresh(cm)
     await cm.delete("proj")
     stats = _stats(cm)
     assert stats["DELETE"] == 1
@@ -276,16 +282,24 @@ async def test_delete_folder_is_one_list_and_one_delete_batch(
 
 async def test_delete_and_rename_file_request_counts(cm: S3ContentsManager) -> None:
     await cm.save({"type": "file", "format": "text", "content": "x"}, "a.txt")
-    cm.storage.stats.clear()
+    await _fresh(cm)
     await cm.rename("a.txt", "b.txt")
     stats = _stats(cm)
     # HEAD (is it a file?), create-only COPY, DELETE, and one COPY that finds no checkpoint.
     assert stats["COPY"] <= 2
     assert stats["DELETE"] == 1
     assert stats["LIST"] == 0
-    cm.storage.stats.clear()
+    await _fresh(cm)
     await cm.delete("b.txt")
     stats = _stats(cm)
     assert stats["LIST"] == 0
     assert stats["DELETE"] <= 2  # the file and its checkpoint, no HEAD of the checkpoint
     assert stats["HEAD"] == 1
+
+
+async def test_first_request_checks_the_bucket_once(cm: S3ContentsManager) -> None:
+    # The one-time check is a HEAD of the bucket, on the first request only.
+    cm.storage.stats.clear()
+    await cm.exists("")
+    await cm.exists("")
+    assert _stats(cm) == Counter({"HEAD": 1})
