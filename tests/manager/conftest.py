@@ -56,9 +56,10 @@ def s3(seaweedfs: S3Server) -> Iterator[Any]:
 
 
 @pytest.fixture
-def extra_cm_config() -> dict[str, Any]:
-    """Override in a module to add ``S3ContentsManager`` settings for the live server."""
-    return {}
+def extra_cm_config(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """More ``S3ContentsManager`` settings for the live server: parametrize it indirectly,
+    ``@pytest.mark.parametrize("extra_cm_config", [{...}], indirect=True)``."""
+    return dict(getattr(request, "param", {}))
 
 
 @pytest.fixture

@@ -81,12 +81,6 @@ def _stored(s3: Any, cm: S3ContentsManager, api_path: str) -> bytes:
     return bytes(s3.get_object(Bucket=cm.bucket, Key=f"{cm.prefix}/{api_path}")["Body"].read())
 
 
-@pytest.fixture
-def extra_cm_config(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """The hooks each test asks for with ``@pytest.mark.parametrize(..., indirect=True)``."""
-    return dict(getattr(request, "param", {}))
-
-
 README_HOOKS = {"pre_save_hook": scrub_output_pre_save, "post_save_hook": make_html_post_save}
 
 
