@@ -1,0 +1,166 @@
+"""Chunked uploads (JupyterLab's 1 MiB ``"chunk": 1, 2, ..., -1`` saves) on SeaweedFS.
+
+Chunks are streamed into a multipart upload a part at a time: the memory held is bounded by
+the part size, the object appears only with the last chunk, and an upload that fails or
+goes silent is aborted in the bucket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from tornado.web import HTTPError
+
+from s3contents import S3ContentsManager
+
+MIB = 1024 * 1024
+PART = 5 * MIB
+
+
+def _chunks(data: bytes, size: int = MIB) -> Iterator[tuple[int, str]]:
+    """(chunk number, base64 content) as JupyterLab sends them: 1, 2, ..., -1."""
+    pieces = [data[i : i + size] for i in range(0, len(data), size)]
+    for i, piece in enumerate(pieces, start=1):
+        yield (-1 if i == len(pieces) else i), base64.b64encode(piece).decode("ascii")
+
+
+def _model(chunk: int, content: str) -> dict[str, Any]:
+    return {"type": "file", "format": "base64", "chunk": chunk, "content": content}
+
+
+def _uploads_in_progress(s3: Any, cm: S3ContentsManager) -> list[str]:
+    listed = s3.list_multipart_uploads(Bucket=cm.bucket, Prefix=cm.prefix + "/")
+    return [u["Key"] for u in listed.get("Uploads", [])]
+
+
+def _object(s3: Any, cm: S3ContentsManager, api_path: str) -> bytes | None:
+    try:
+        body = s3.get_object(Bucket=cm.bucket, Key=f"{cm.prefix}/{api_path}")["Body"]
+    except s3.exceptions.NoSuchKey:
+        return None
+    return bytes(body.read())
+
+
+async def test_20_mib_upload_round_trips_with_bounded_memory(
+    make_cm: Callable[..., S3ContentsManager], s3: Any
+) -> None:
+    cm = make_cm(upload_part_size=PART)
+    data = os.urandom(20 * MIB)
+    peak = 0
+    parts_sent: list[int] = []
+    real_part = cm.storage.multipart_part
+
+    async def part(key: str, upload_id: str, number: int, piece: bytes) -> Any:
+        nonlocal peak
+        peak = max(peak, cm.uploads.buffered_bytes + len(piece))
+        parts_sent.append(len(piece))
+        return await real_part(key, upload_id, number, piece)
+
+    cm.storage.multipart_part = part  # type: ignore[method-assign]
+    cm.storage.stats.clear()
+    for chunk, content in _chunks(data):
+        model = await cm.save(_model(chunk, content), "big.bin")
+        peak = max(peak, cm.uploads.buffered_bytes)
+        assert cm.uploads.buffered_bytes <= PART + MIB
+        if chunk != -1:
+            assert model["size"] <= len(data)
+            assert _object(s3, cm, "big.bin") is None  # nothing visible before the end
+    assert peak <= PART + MIB
+    assert parts_sent == [PART, PART, PART, PART]
+    stored = _object(s3, cm, "big.bin")
+    assert stored is not None
+    assert hashlib.sha256(stored).digest() == hashlib.sha256(data).digest()
+    assert model["size"] == len(data)
+    got = await cm.get("big.bin", content=False)
+    assert got["size"] == len(data)
+    assert _uploads_in_progress(s3, cm) == []
+    assert cm.uploads.buffered_bytes == 0
+    # 1 create + 4 parts + 1 complete, and the HEAD of the returned model.
+    assert cm.storage.stats["POST"] == 2
+    assert cm.storage.stats["PUT"] == 4
+
+
+async def test_out_of_order_chunk_is_400_and_leaves_nothing(
+    make_cm: Callable[..., S3ContentsManager], s3: Any
+) -> None:
+    cm = make_cm(upload_part_size=PART)
+    chunks = list(_chunks(os.urandom(8 * MIB)))
+    await cm.save(_model(*chunks[0]), "f.bin")
+    await cm.save(_model(*chunks[1]), "f.bin")
+    assert _uploads_in_progress(s3, cm) == [f"{cm.prefix}/f.bin"]
+    with pytest.raises(HTTPError) as raised:
+        await cm.save(_model(4, chunks[3][1]), "f.bin")  # chunk 3 skipped
+    assert raised.value.status_code == 400
+    assert "order" in str(raised.value.log_message)
+    assert _object(s3, cm, "f.bin") is None
+    assert _uploads_in_progress(s3, cm) == []
+    assert cm.uploads.buffered_bytes == 0
+    # The aborted upload cannot be continued.
+    with pytest.raises(HTTPError) as again:
+        await cm.save(_model(5, chunks[4][1]), "f.bin")
+    assert again.value.status_code == 400
+    # A chunk that does not start an upload is refused the same way.
+    with pytest.raises(HTTPError) as orphan:
+        await cm.save(_model(2, chunks[1][1]), "other.bin")
+    assert orphan.value.status_code == 400
+    assert _uploads_in_progress(s3, cm) == []
+
+
+async def test_silent_upload_is_reaped_and_aborted(
+    make_cm: Callable[..., S3ContentsManager], s3: Any
+) -> None:
+    cm = make_cm(upload_part_size=PART, upload_timeout=0.5)
+    chunks = list(_chunks(os.urandom(3 * MIB)))
+    await cm.save(_model(*chunks[0]), "quiet.bin")
+    assert _uploads_in_progress(s3, cm) == [f"{cm.prefix}/quiet.bin"]
+    assert cm.uploads.buffered_bytes == MIB
+    for _ in range(40):
+        await asyncio.sleep(0.1)
+        if not cm.uploads.sessions:
+            break
+    assert cm.uploads.sessions == {}
+    assert cm.uploads.buffered_bytes == 0
+    assert _uploads_in_progress(s3, cm) == []
+    with pytest.raises(HTTPError) as late:
+        await cm.save(_model(*chunks[1]), "quiet.bin")
+    assert late.value.status_code == 400
+    assert _object(s3, cm, "quiet.bin") is None
+
+
+async def test_previous_version_stays_until_the_last_chunk(
+    make_cm: Callable[..., S3ContentsManager], s3: Any
+) -> None:
+    cm = make_cm(upload_part_size=PART)
+    await cm.save({"type": "file", "format": "text", "content": "old version"}, "doc.bin")
+    data = os.urandom(12 * MIB)
+    for chunk, content in _chunks(data):
+        if chunk == -1:
+            assert _object(s3, cm, "doc.bin") == b"old version"
+            assert (await cm.get("doc.bin"))["content"] == "old version"
+        await cm.save(_model(chunk, content), "doc.bin")
+    assert _object(s3, cm, "doc.bin") == data
+
+
+async def test_save_hooks_run_once_per_chunked_upload(
+    make_cm: Callable[..., S3ContentsManager], s3: Any
+) -> None:
+    calls: list[tuple[str, Any]] = []
+
+    def pre(model: Any, path: str, contents_manager: Any, **kwargs: Any) -> None:
+        calls.append(("pre", model.get("chunk")))
+
+    def post(model: Any, s3_path: str, contents_manager: Any, **kwargs: Any) -> None:
+        calls.append(("post", s3_path))
+
+    cm = make_cm(upload_part_size=PART, post_save_hook=post)
+    cm.register_pre_save_hook(pre)
+    for _ in range(2):
+        for chunk, content in _chunks(os.urandom(7 * MIB)):
+            await cm.save(_model(chunk, content), "hooked.bin")
+    assert calls == [("pre", 1), ("post", "hooked.bin")] * 2
