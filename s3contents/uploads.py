@@ -165,7 +165,12 @@ class ChunkedUploads:
                 await self.reap()
 
     async def abort_all(self) -> None:
-        """Abort every upload (server shutdown)."""
+        """Abort every upload and stop the reaper (server shutdown)."""
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None and not reaper.done():
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+                await reaper
         for session in list(self.sessions.values()):
             self.sessions.pop(session.key, None)
             await self._abort(session, "shutting down")
