@@ -745,6 +745,9 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             to_dir, _ = split_api(dst)
             if to_dir and not await self._dir_exists(to_dir):
                 raise NotFound(f"No such parent directory: {to_dir} to copy file in", path=to_dir)
+            if info is not None and await self._file_info(dst) is not None:
+                # As for rename: not every store honours a create-only copy.
+                raise AlreadyExists(f"File already exists: {dst}", path=dst)
             model = await self._copy_to(src, dst, info)
         self.emit(data={"action": "copy", "path": model["path"], "source_path": src})
         return model
@@ -827,7 +830,10 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         if info is not None:
             if not same_parent:
                 await self._check_parent(new)
-            if await self._dir_exists_cheap(new):
+            # The HEAD is for servers that ignore If-None-Match on CopyObject (moto, some
+            # S3-compatible stores, fake-gcs-server); the create-only copy still closes the
+            # race where the store honours it (AWS, SeaweedFS, GCS).
+            if await self._file_info(new) is not None or await self._dir_exists_cheap(new):
                 raise AlreadyExists(f"File already exists: {new}", path=new)
             try:
                 await self.storage.copy(self.keys.key(old), self.keys.key(new), mode=PutMode.CREATE)
@@ -893,6 +899,12 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         keys = [o.key for o in objects if not o.key.endswith(delim)]
         # One batch request for both: the folder entries come last, deepest first.
         await self.storage.delete_many(keys + sorted(folders, key=len, reverse=True))
+        # A subfolder emptied earlier has no key to find it by, and keeps the folder listed
+        # on SeaweedFS. One delimited LIST tells (nothing there on AWS); only then walk.
+        if await self.storage.exists_any(root):
+            leftovers = await self._emptied_folder_entries(api_path)
+            if leftovers:
+                await self.storage.delete_many(leftovers)
 
     @_api
     async def delete_file(self, path: str) -> None:

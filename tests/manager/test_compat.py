@@ -167,6 +167,31 @@ async def test_folder_emptied_by_its_last_file_can_be_deleted(
     assert await _visible(cm, s3, "", "f") == {"jupyter": False, "bucket": False}
 
 
+@pytest.mark.parametrize("operation", ["delete", "rename"])
+async def test_folder_with_an_emptied_subfolder_disappears(
+    cm: S3ContentsManager, s3: Any, operation: str
+) -> None:
+    # d/sub/ was emptied earlier (SeaweedFS keeps it as a directory no key points to);
+    # deleting or moving d, which still has a file, must still make d disappear.
+    _seed(s3, cm, {"d/keep.txt": b"k", "d/sub/x.txt": b"x", "d/sub/deeper/y.txt": b"y"})
+    s3.delete_objects(
+        Bucket=cm.bucket,
+        Delete={
+            "Objects": [
+                {"Key": f"{cm.prefix}/d/sub/x.txt"},
+                {"Key": f"{cm.prefix}/d/sub/deeper/y.txt"},
+            ]
+        },
+    )
+    if operation == "delete":
+        await cm.delete("d")
+    else:
+        await cm.rename("d", "e")
+        assert (await cm.get("e/keep.txt"))["content"] == "k"
+    assert await _visible(cm, s3, "", "d") == {"jupyter": False, "bucket": False}
+    assert await cm.dir_exists("d") is False
+
+
 @pytest.mark.parametrize("style", ["/{p}/", "{p}/", "/{p}", "{p}//"])
 async def test_prefix_with_slashes_is_the_same_prefix(
     make_cm: Callable[..., S3ContentsManager], s3_config: dict[str, str], s3: Any, style: str
