@@ -24,29 +24,41 @@ _BUCKET_ENV = ("JPY_S3_BUCKET", "JPYNB_S3_BUCKET")
 _CONFIG_NAMES = ("jupyter_server_config", "jupyter_lab_config", "jupyter_notebook_config")
 
 
-def _configured_bucket(extra_args: Sequence[str]) -> str | None:
-    """The bucket named by Jupyter options, environment or config files, if any."""
-    for arg in extra_args:
-        if arg.startswith("--S3ContentsManager.bucket="):
-            return arg.split("=", 1)[1]
-    for var in _BUCKET_ENV:
-        if os.environ.get(var):
-            return os.environ[var]
+def load_config(extra_args: Sequence[str] = ()) -> Any:
+    """Jupyter's configuration as a server would see it: config files, then options."""
     from jupyter_core.paths import jupyter_config_path
-    from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
+    from traitlets.config import Config
+    from traitlets.config.loader import (
+        JSONFileConfigLoader,
+        KVArgParseConfigLoader,
+        PyFileConfigLoader,
+    )
 
-    for folder in jupyter_config_path():
+    config = Config()
+    # jupyter_config_path() lists the most specific folder first: load in reverse so it wins.
+    for folder in reversed(jupyter_config_path()):
         for name in _CONFIG_NAMES:
             for loader_cls, ext in ((PyFileConfigLoader, ".py"), (JSONFileConfigLoader, ".json")):
                 if not os.path.isfile(os.path.join(folder, name + ext)):
                     continue
                 try:
-                    config: Any = loader_cls(name + ext, path=folder).load_config()
-                except Exception:  # noqa: S112 - a broken file is Jupyter's to report
-                    continue
-                section = config.get("S3ContentsManager", {})
-                if section.get("bucket"):
-                    return str(section["bucket"])
+                    config.merge(loader_cls(name + ext, path=folder).load_config())
+                except Exception as err:
+                    print(f"s3contents: ignoring {folder}/{name}{ext}: {err}", file=sys.stderr)
+    options = [a for a in extra_args if a.startswith("--") and "." in a.split("=", 1)[0]]
+    if options:
+        config.merge(KVArgParseConfigLoader(argv=options).load_config())
+    return config
+
+
+def _configured_bucket(config: Any) -> str | None:
+    """The bucket named by the environment or Jupyter's configuration, if any."""
+    for var in _BUCKET_ENV:
+        if os.environ.get(var):
+            return os.environ[var]
+    for section in ("S3ContentsManager", "GCSContentsManager"):
+        if section in config and config[section].get("bucket"):
+            return str(config[section]["bucket"])
     return None
 
 
@@ -64,7 +76,9 @@ def _run(cmd: list[str], env: dict[str, str]) -> int:
             try:
                 return proc.wait()
             except KeyboardInterrupt:
-                # The terminal sent Ctrl-C to JupyterLab too; it decides, we wait for it.
+                # Pass it on (a terminal's Ctrl-C reaches JupyterLab too; a second one makes
+                # it stop at once instead of asking), and wait for it to stop.
+                forward(signal.SIGINT, None)
                 continue
     finally:
         for s, handler in previous.items():
@@ -93,7 +107,7 @@ def cmd_lab(args: argparse.Namespace, extra: list[str]) -> int:
         jupyter_args.append("--allow-root")
 
     server = None
-    if not args.bucket and not _configured_bucket(extra):
+    if not args.bucket and not _configured_bucket(load_config(extra)):
         from .embedded import EmbeddedServerError, ensure_bucket, start_embedded
 
         try:
@@ -125,6 +139,64 @@ def cmd_lab(args: argparse.Namespace, extra: list[str]) -> int:
             print("s3contents: embedded S3 server stopped", flush=True)
 
 
+def _doctor_manager(args: argparse.Namespace, extra: list[str]) -> tuple[Any, str]:
+    """The contents manager the options and configuration describe (S3 unless GCS is named)."""
+    config = load_config(extra)
+    cm_class = str(config.get("ServerApp", {}).get("contents_manager_class", ""))
+    use_gcs = args.gcs or "gcs" in cm_class.lower() or "GCSContentsManager" in config
+    section = "GCSContentsManager" if use_gcs else "S3ContentsManager"
+    for name, value in (
+        ("bucket", args.bucket),
+        ("prefix", args.prefix),
+        ("endpoint_url", args.endpoint_url),
+    ):
+        if value:
+            config[section][name] = value
+    if use_gcs:
+        from .gcs import GCSContentsManager as cls
+    else:
+        from .s3manager import S3ContentsManager as cls  # type: ignore[assignment]
+    return cls(config=config), section
+
+
+def cmd_doctor(args: argparse.Namespace, extra: list[str]) -> int:
+    import asyncio
+    import logging
+
+    from .doctor import FAIL, OK, Check, run_checks
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        cm, section = _doctor_manager(args, extra)
+    except Exception as err:
+        print(
+            Check(
+                "configuration",
+                FAIL,
+                f"{type(err).__name__}: {err}",
+                "see 'jupyter server --help-all' for the settings and their types",
+            ).render()
+        )
+        return 1
+    prefix = cm.keys.prefix
+    print(
+        f"s3contents doctor: {section} on {cm.storage.url}"
+        + (f", prefix {prefix!r}" if prefix else "")
+    )
+    print(Check("configuration", OK, "parsed").render())
+
+    async def run() -> list[Check]:
+        try:
+            return await run_checks(cm)
+        finally:
+            await cm.close()
+
+    checks = asyncio.run(run())
+    for check in checks:
+        print(check.render())
+    return 1 if any(c.status == FAIL for c in checks) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s3contents",
@@ -139,6 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--bucket", help="bucket name (default: configured, else embedded server)")
     lab.add_argument("--prefix", help="key prefix inside the bucket")
     lab.add_argument("--endpoint-url", help="S3 endpoint of an S3-compatible server")
+    doctor = sub.add_parser(
+        "doctor",
+        help="check credentials, bucket and permissions, and say how to fix what fails",
+        description="Check the configured bucket step by step (Jupyter config files, "
+        "environment and these options, as 'lab' sees them).",
+    )
+    doctor.add_argument("--bucket", help="bucket name")
+    doctor.add_argument("--prefix", help="key prefix inside the bucket")
+    doctor.add_argument("--endpoint-url", help="endpoint of an S3-compatible server or emulator")
+    doctor.add_argument("--gcs", action="store_true", help="check GCSContentsManager settings")
     return parser
 
 
@@ -147,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if args.command == "lab":
         return cmd_lab(args, extra)
+    if args.command == "doctor":
+        return cmd_doctor(args, extra)
     parser.error(f"unknown command {args.command}")  # pragma: no cover
     return 2
 

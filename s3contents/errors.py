@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "HTTP_STATUS",
     "AlreadyExists",
+    "BadCredentials",
     "BadRequest",
     "Conflict",
     "ContentsError",
@@ -67,6 +68,11 @@ class Forbidden(ContentsError):
     """The storage refused access with the configured credentials."""
 
 
+class BadCredentials(Forbidden):
+    """The store does not accept the credentials themselves (unknown key, bad signature,
+    expired token), as opposed to refusing one action to valid credentials."""
+
+
 class TooLarge(ContentsError):
     """The content is larger than a configured limit."""
 
@@ -80,6 +86,7 @@ HTTP_STATUS: dict[type[ContentsError], int] = {
     BadRequest: 400,
     NotEmpty: 400,  # jupyter_server answers 400 for "Directory not empty"
     Forbidden: 403,
+    BadCredentials: 403,
     NotFound: 404,
     AlreadyExists: 409,
     Conflict: 409,

@@ -7,6 +7,8 @@ aiobotocore adapter from them. Everything else is the shared manager.
 
 from __future__ import annotations
 
+import ast
+import json
 import logging
 from typing import Any
 from urllib.parse import urlparse
@@ -241,6 +243,18 @@ class S3ContentsManager(ObjectStoreContentsManager):
     @validate("s3fs_additional_kwargs", "s3fs_config_kwargs")
     def _validate_dicts(self, proposal: Any) -> Any:
         value = proposal["value"]
+        if isinstance(value, str):
+            # From a command line (--S3ContentsManager.s3fs_config_kwargs='{...}'): JSON or
+            # a Python literal.
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                try:
+                    value = ast.literal_eval(value)
+                except (ValueError, SyntaxError):
+                    raise TraitError(
+                        f"{proposal['trait'].name} must be a dictionary (JSON), not {value!r}"
+                    ) from None
         if value is not None and not isinstance(value, dict):
             raise TraitError(
                 f"{proposal['trait'].name} must be a dictionary or None, not {type(value).__name__}"

@@ -158,6 +158,18 @@ class Storage(abc.ABC):
         """Abandon an upload and free its parts (no error if already gone)."""
 
     # -- lifecycle ------------------------------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        """Base URL of the service the adapter talks to (for messages and ``doctor``)."""
+        return self.url
+
+    async def describe_credentials(self) -> str:
+        """Where the credentials come from, in words; never a secret.
+
+        Raises :class:`Forbidden` when no credentials can be found.
+        """
+        return "provider default"
+
     async def check_bucket(self) -> None:  # noqa: B027 - optional hook
         """Raise :class:`Unavailable` naming the bucket when it does not exist, and
         :class:`Forbidden` when the credentials may not look at it."""

@@ -59,6 +59,7 @@ from yarl import URL
 
 from ..errors import (
     AlreadyExists,
+    BadCredentials,
     BadRequest,
     Conflict,
     ContentsError,
@@ -224,6 +225,21 @@ class GCSStorage(Storage):
         self._batch_supported = True
 
     @property
+    def endpoint(self) -> str:
+        return self.location
+
+    async def describe_credentials(self) -> str:
+        method = getattr(getattr(self._fs, "credentials", None), "method", None) or "token"
+        return {
+            "anon": "anonymous access",
+            "google_default": "Google's default credentials",
+            "cloud": "the metadata server",
+            "browser": "a browser sign-in",
+            "cache": "cached credentials",
+            "token": "a token (file or object)",
+        }.get(str(method), str(method))
+
+    @property
     def location(self) -> str:
         """Scheme and host of the API (``https://storage.googleapis.com`` or an emulator)."""
         return str(self._fs._location).rstrip("/")
@@ -366,7 +382,13 @@ class GCSStorage(Storage):
             return Conflict(f"{key} was changed by someone else", path=key)
         if status == 409:
             return Conflict(f"A concurrent write to {key} won; try again", path=key)
-        if status in (401, 403):
+        if status == 401:
+            return BadCredentials(
+                f"Object storage rejected the credentials ({reason or status}) for {what} "
+                f"in {self.url}",
+                path=key,
+            )
+        if status == 403:
             return Forbidden(
                 f"Access denied by object storage ({reason or status}) for {what} in {self.url}",
                 path=key,

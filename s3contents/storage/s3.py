@@ -31,6 +31,7 @@ from botocore.exceptions import (
 
 from ..errors import (
     AlreadyExists,
+    BadCredentials,
     BadRequest,
     Conflict,
     ContentsError,
@@ -67,19 +68,22 @@ _WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
 _PAGE = 10000
 
 _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchUpload"})
-_DENIED = frozenset(
+_BAD_CREDENTIALS = frozenset(
     {
-        "AccessDenied",
-        "403",
-        "Forbidden",
         "InvalidAccessKeyId",
         "SignatureDoesNotMatch",
         "ExpiredToken",
         "InvalidToken",
-        "AllAccessDisabled",
-        "AccountProblem",
+        "TokenRefreshRequired",
     }
 )
+_DENIED = _BAD_CREDENTIALS | {
+    "AccessDenied",
+    "403",
+    "Forbidden",
+    "AllAccessDisabled",
+    "AccountProblem",
+}
 _PRECONDITION = frozenset({"PreconditionFailed", "412"})
 _CONFLICT = frozenset({"ConditionalRequestConflict", "OperationAborted", "409"})
 _BAD = frozenset(
@@ -237,6 +241,11 @@ class S3Storage(Storage):
             return Conflict(f"{key} was changed by someone else", path=key)
         if code in _CONFLICT or status == 409:
             return Conflict(f"A concurrent write to {key} won; try again", path=key)
+        if code in _BAD_CREDENTIALS:
+            return BadCredentials(
+                f"Object storage rejected the credentials ({code}) for {what} in {self.url}",
+                path=key,
+            )
         if code in _DENIED or status == 403:
             return Forbidden(
                 f"Access denied by object storage ({code}) for {what} in {self.url}", path=key
@@ -414,6 +423,33 @@ class S3Storage(Storage):
         with contextlib.suppress(NotFound):
             await self._call("AbortMultipartUpload", key, Key=key, UploadId=upload_id)
 
+    # -- set-up facts ---------------------------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        explicit = self._client_kwargs.get("endpoint_url")
+        if explicit:
+            return str(explicit)
+        region = self._client_kwargs.get("region_name") or "us-east-1"
+        return f"https://s3.{region}.amazonaws.com"
+
+    async def describe_credentials(self) -> str:
+        if self._config_kwargs.get("signature_version") is UNSIGNED:
+            return "anonymous (unsigned requests)"
+        key = self._client_kwargs.get("aws_access_key_id")
+        if key:
+            return f"access key {mask_key(key)} from the configuration"
+        session = self._session or get_session()
+        try:
+            creds = await session.get_credentials()
+        except BotoCoreError as err:
+            raise Forbidden(f"Could not resolve AWS credentials ({type(err).__name__})") from None
+        if creds is None:
+            raise Forbidden("No AWS credentials found in the configuration or the AWS chain")
+        frozen = await creds.get_frozen_credentials()
+        method = getattr(creds, "method", None) or "session"
+        source = _CREDENTIAL_SOURCES.get(method, method)
+        return f"access key {mask_key(frozen.access_key)} from {source}"
+
     # -- bucket ---------------------------------------------------------------------------
     async def check_bucket(self) -> None:
         """HEAD the bucket: :class:`Unavailable` naming it when it does not exist.
@@ -425,6 +461,26 @@ class S3Storage(Storage):
             await self._call("HeadBucket", None)
         except NotFound:
             raise Unavailable(f"Bucket {self.bucket!r} does not exist") from None
+
+
+#: botocore's credential ``method`` names, in words.
+_CREDENTIAL_SOURCES = {
+    "env": "the environment (AWS_ACCESS_KEY_ID)",
+    "shared-credentials-file": "the shared credentials file (~/.aws/credentials)",
+    "config-file": "the AWS config file (~/.aws/config)",
+    "assume-role": "an assumed role (profile)",
+    "assume-role-with-web-identity": "web identity (AWS_WEB_IDENTITY_TOKEN_FILE)",
+    "sso": "AWS SSO",
+    "container-role": "the container's role",
+    "iam-role": "the instance's IAM role",
+    "explicit": "the session (boto3_session / init_s3_hook)",
+    "custom-process": "a credential_process",
+}
+
+
+def mask_key(key: str) -> str:
+    """An access key id shown safely: first 4 and last 2 characters."""
+    return f"{key[:4]}…{key[-2:]}" if len(key) > 8 else "…"
 
 
 def _info(obj: dict[str, Any]) -> ObjectInfo:

@@ -9,6 +9,7 @@ from s3contents import errors
 from s3contents.errors import (
     HTTP_STATUS,
     AlreadyExists,
+    BadCredentials,
     BadRequest,
     Conflict,
     ContentsError,
@@ -25,6 +26,7 @@ EXPECTED = {
     BadRequest: 400,
     NotEmpty: 400,  # jupyter_server answers 400 for "Directory not empty"
     Forbidden: 403,
+    BadCredentials: 403,
     NotFound: 404,
     AlreadyExists: 409,
     Conflict: 409,

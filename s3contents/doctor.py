@@ -1,0 +1,231 @@
+"""``s3contents doctor``: check a set-up step by step and say how to fix what fails.
+
+Checks, in order: the configuration parses; credentials resolve (their source, never the
+secret); the endpoint answers; the bucket exists; listing, writing, reading, copying and
+deleting under the prefix are allowed; and whether the store honours create-only writes.
+Each check prints one line, and a fix hint when it fails. Only a probe object under the
+prefix (``.s3contents-doctor-<random>``) is written, and it is deleted again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from .errors import (
+    AlreadyExists,
+    BadCredentials,
+    ContentsError,
+    Forbidden,
+    NotFound,
+    Unavailable,
+)
+from .storage.base import PutMode, Storage
+
+__all__ = ["Check", "run_checks"]
+
+OK, FAIL, WARN, SKIP = "ok", "FAIL", "warn", "skip"
+
+#: The permission each step needs, by provider, for fix hints.
+_PERMISSIONS = {
+    "s3": {
+        "bucket": "s3:ListBucket on arn:aws:s3:::{bucket}",
+        "list": "s3:ListBucket on arn:aws:s3:::{bucket} (condition s3:prefix = '{prefix}*')",
+        "write": "s3:PutObject on arn:aws:s3:::{bucket}/{prefix}*",
+        "read": "s3:GetObject on arn:aws:s3:::{bucket}/{prefix}*",
+        "copy": "s3:GetObject and s3:PutObject on arn:aws:s3:::{bucket}/{prefix}*",
+        "delete": "s3:DeleteObject on arn:aws:s3:::{bucket}/{prefix}*",
+    },
+    "gs": {
+        "bucket": "storage.buckets.get on gs://{bucket}",
+        "list": "storage.objects.list on gs://{bucket}",
+        "write": "storage.objects.create on gs://{bucket}",
+        "read": "storage.objects.get on gs://{bucket}",
+        "copy": "storage.objects.get and storage.objects.create on gs://{bucket}",
+        "delete": "storage.objects.delete on gs://{bucket}",
+    },
+}
+
+
+@dataclass
+class Check:
+    """The outcome of one check."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+    def render(self) -> str:
+        line = f"[{self.status:^4}] {self.name:<18} {self.detail}"
+        return line + (f"\n       fix: {self.fix}" if self.fix else "")
+
+
+def _permission(storage: Storage, step: str, bucket: str, prefix: str) -> str:
+    scheme = urlparse(storage.url).scheme or "s3"
+    table = _PERMISSIONS.get(scheme, _PERMISSIONS["s3"])
+    return "allow " + table[step].format(bucket=bucket, prefix=prefix)
+
+
+async def _endpoint_answers(url: str, timeout: float = 5.0) -> float:
+    """Seconds a TCP connection to the endpoint takes; raises OSError/TimeoutError."""
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    started = time.monotonic()
+    _, writer = await asyncio.wait_for(asyncio.open_connection(parsed.hostname, port), timeout)
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return time.monotonic() - started
+
+
+async def run_checks(cm: Any) -> list[Check]:
+    """Run every check against the manager's storage; never raises for a failed check."""
+    storage: Storage = cm.storage
+    bucket = getattr(cm, "bucket", "")
+    root = cm.keys.root
+    checks: list[Check] = []
+
+    def hint(step: str) -> str:
+        return _permission(storage, step, bucket, root)
+
+    # Credentials.
+    try:
+        source = await storage.describe_credentials()
+        checks.append(Check("credentials", OK, source))
+    except ContentsError as err:
+        checks.append(
+            Check(
+                "credentials",
+                FAIL,
+                str(err),
+                "set access_key_id and secret_access_key, or configure the provider's "
+                "default credentials (environment, profile, instance or workload role)",
+            )
+        )
+        return checks
+
+    # Endpoint.
+    try:
+        seconds = await _endpoint_answers(storage.endpoint)
+        checks.append(
+            Check("endpoint", OK, f"{storage.endpoint} answers ({seconds * 1000:.0f} ms)")
+        )
+    except (OSError, asyncio.TimeoutError) as err:
+        checks.append(
+            Check(
+                "endpoint",
+                FAIL,
+                f"cannot connect to {storage.endpoint} ({type(err).__name__}: {err})",
+                "check endpoint_url (scheme, host and port), the network and any proxy",
+            )
+        )
+        return checks
+
+    credentials_fix = (
+        "the key id or secret is wrong, or the token expired: check them (and the "
+        "region/endpoint they belong to)"
+    )
+
+    # Bucket.
+    try:
+        await storage.check_bucket()
+        checks.append(Check("bucket", OK, f"{storage.url} exists"))
+    except BadCredentials as err:
+        checks.append(Check("credentials", FAIL, str(err), credentials_fix))
+        return checks
+    except Forbidden:
+        checks.append(
+            Check(
+                "bucket",
+                WARN,
+                f"not allowed to look at {storage.url} itself; fine if access is limited to "
+                "the prefix",
+                hint("bucket") + " to let doctor and the start-up check see it",
+            )
+        )
+    except ContentsError as err:
+        checks.append(
+            Check("bucket", FAIL, str(err), f"create {storage.url} or fix the bucket name")
+        )
+        return checks
+
+    probe = f"{root}.s3contents-doctor-{secrets.token_hex(6)}"
+    copy = probe + "-copy"
+    data = b"s3contents doctor probe\n"
+
+    async def step(name: str, action: Callable[[], Awaitable[Any]], done: str) -> str:
+        """Run one check; returns OK, FAIL, or "credentials" when those were rejected."""
+        try:
+            await action()
+        except BadCredentials as err:
+            checks.append(Check(name, FAIL, str(err), credentials_fix))
+            return "credentials"
+        except Forbidden as err:
+            checks.append(Check(name, FAIL, str(err), hint(name)))
+            return FAIL
+        except ContentsError as err:
+            checks.append(Check(name, FAIL, f"{type(err).__name__}: {err}"))
+            return FAIL
+        checks.append(Check(name, OK, done))
+        return OK
+
+    where = f"under {root!r}" if root else "in the bucket"
+    if await step("list", lambda: storage.list(root), f"allowed {where}") == "credentials":
+        return checks
+    if await step("write", lambda: storage.put(probe, data), f"allowed {where}") != OK:
+        return checks
+    try:
+
+        async def read() -> None:
+            got, _ = await storage.get(probe)
+            if got != data:
+                raise Unavailable("the probe read back different bytes")
+
+        await step("read", read, "allowed, bytes intact")
+        await step("copy", lambda: storage.copy(probe, copy), "allowed (server-side)")
+        checks.append(await _conditional(storage, probe, copy, data))
+    finally:
+
+        async def delete() -> None:
+            await storage.delete_many([probe, copy])
+            try:
+                await storage.head(probe)
+            except NotFound:
+                return
+            raise Forbidden("the probe is still there after a delete")
+
+        await step("delete", delete, f"allowed {where}")
+    return checks
+
+
+async def _conditional(storage: Storage, probe: str, copy: str, data: bytes) -> Check:
+    """Does the store refuse create-only writes onto existing keys?"""
+    refused = []
+    for what, action in (
+        ("PUT", lambda: storage.put(probe, data, mode=PutMode.CREATE)),
+        ("copy", lambda: storage.copy(probe, copy, mode=PutMode.CREATE)),
+    ):
+        try:
+            await action()
+        except AlreadyExists:
+            refused.append(what)
+        except ContentsError:
+            pass
+    if len(refused) == 2:
+        return Check("conditional writes", OK, "create-only PUT and copy are honoured")
+    missing = " and ".join(w for w in ("PUT", "copy") if w not in refused)
+    return Check(
+        "conditional writes",
+        WARN,
+        f"create-only {missing} NOT honoured: two clients creating the same name at the same "
+        "moment may overwrite each other (checks before writing still catch the usual case)",
+        "use a server that supports If-None-Match on PutObject and CopyObject (AWS S3, "
+        "recent MinIO, SeaweedFS) or GCS preconditions",
+    )

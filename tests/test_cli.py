@@ -1,0 +1,192 @@
+"""The ``s3contents`` command: ``doctor`` against real servers, ``lab`` with its embedded S3."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from servers import S3Server, free_ports
+
+
+def _doctor(
+    server: S3Server, *args: str, secret: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_S3_", "AWS_"))}
+    env["JPY_S3_ACCESS_KEY_ID"] = server.access_key_id
+    env["JPY_S3_SECRET_ACCESS_KEY"] = secret or server.secret_access_key
+    env["JUPYTER_CONFIG_DIR"] = "/nonexistent"  # no user config
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "s3contents.cli",
+            "doctor",
+            "--endpoint-url",
+            server.endpoint_url,
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _statuses(out: str) -> dict[str, str]:
+    rows = {}
+    for line in out.splitlines():
+        if line.startswith("["):
+            status, rest = line[1:].split("]", 1)
+            rows[rest.split()[0]] = status.strip()
+    return rows
+
+
+def test_doctor_all_good_on_seaweedfs(seaweedfs: S3Server) -> None:
+    bucket = seaweedfs.make_bucket()
+    run = _doctor(seaweedfs, "--bucket", bucket, "--prefix", "some/prefix")
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = _statuses(run.stdout)
+    assert rows == {
+        "configuration": "ok",
+        "credentials": "ok",
+        "endpoint": "ok",
+        "bucket": "ok",
+        "list": "ok",
+        "write": "ok",
+        "read": "ok",
+        "copy": "ok",
+        "conditional": "ok",
+        "delete": "ok",
+    }
+    # The probe was deleted again: nothing is left under the prefix.
+    listed = seaweedfs.admin.list_objects_v2(Bucket=bucket, Prefix="some/prefix/")
+    assert listed.get("KeyCount", 0) == 0
+    assert seaweedfs.secret_access_key not in run.stdout + run.stderr
+
+
+def test_doctor_names_a_missing_bucket(seaweedfs: S3Server) -> None:
+    run = _doctor(seaweedfs, "--bucket", "no-such-bucket-here")
+    assert run.returncode == 1
+    rows = _statuses(run.stdout)
+    assert rows["bucket"] == "FAIL"
+    assert "'no-such-bucket-here' does not exist" in run.stdout
+    assert "fix: create s3://no-such-bucket-here" in run.stdout
+    assert "list" not in rows  # nothing is tried beyond a missing bucket
+
+
+def test_doctor_says_the_credentials_are_wrong(seaweedfs: S3Server) -> None:
+    bucket = seaweedfs.make_bucket()
+    wrong = "not-the-secret-" + "x" * 20
+    run = _doctor(seaweedfs, "--bucket", bucket, secret=wrong)
+    assert run.returncode == 1
+    assert "rejected the credentials" in run.stdout
+    assert "fix: the key id or secret is wrong" in run.stdout
+    assert wrong not in run.stdout + run.stderr
+    assert "write" not in _statuses(run.stdout)
+
+
+def test_doctor_unreachable_endpoint(seaweedfs: S3Server) -> None:
+    (port,) = free_ports(1)
+    server = S3Server("closed", f"http://127.0.0.1:{port}", "k" * 16, "s" * 30)
+    run = _doctor(server, "--bucket", "whatever")
+    assert run.returncode == 1
+    assert _statuses(run.stdout)["endpoint"] == "FAIL"
+    assert "fix: check endpoint_url" in run.stdout
+
+
+def test_doctor_reports_conditional_copy_not_honoured_on_moto(moto_s3: S3Server) -> None:
+    bucket = moto_s3.make_bucket()
+    run = _doctor(moto_s3, "--bucket", bucket)
+    # moto ignores If-None-Match on CopyObject: a warning, not a failure.
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert _statuses(run.stdout)["conditional"] == "warn"
+    assert "create-only copy NOT honoured" in run.stdout
+
+
+def test_doctor_bad_setting_fails_at_configuration(seaweedfs: S3Server) -> None:
+    run = _doctor(
+        seaweedfs, "--bucket", "b", "--S3ContentsManager.s3fs_additional_kwargs={'Nope': 1}"
+    )
+    assert run.returncode == 1
+    assert _statuses(run.stdout) == {"configuration": "FAIL"}
+    assert "Nope" in run.stdout
+
+
+def _get(url: str, token: str) -> int:
+    req = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return int(resp.status)
+
+
+def _weed_pids(data_home: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "weed" in cmdline and str(data_home) in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_lab_with_nothing_configured_runs_on_an_embedded_server(tmp_path: Path) -> None:
+    pytest.importorskip("jupyterlab", reason="the [lab] extra is not installed")
+    (port,) = free_ports(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_S3_", "JPYNB_S3_"))}
+    env.update(XDG_DATA_HOME=str(tmp_path / "data"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
+    env["JUPYTER_DATA_DIR"] = str(tmp_path / "jdata")
+    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "s3contents.cli",
+            "lab",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            "--IdentityProvider.token=t0k",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if _get(f"http://127.0.0.1:{port}/api/contents", "t0k") == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "JupyterLab did not answer"
+            time.sleep(0.5)
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/contents/hello.txt",
+            data=b'{"type": "file", "format": "text", "content": "kept"}',
+            method="PUT",
+            headers={"Authorization": "token t0k"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 201
+        assert _weed_pids(tmp_path / "data")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert "using an embedded local S3 server" in out
+    assert str(tmp_path / "data" / "s3contents" / "seaweedfs") in out
+    assert "embedded S3 server stopped" in out
+    assert _weed_pids(tmp_path / "data") == []
+    # The data stay between runs, under the user's data folder.
+    assert (tmp_path / "data" / "s3contents" / "seaweedfs" / "credentials.json").exists()
