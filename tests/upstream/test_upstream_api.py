@@ -1,0 +1,5 @@
+"""jupyter_server's tests/services/contents/test_api.py, on S3ContentsManager."""
+
+from upstream_support import load_upstream
+
+globals().update(load_upstream("test_api"))
