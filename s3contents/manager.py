@@ -75,6 +75,12 @@ def _api(func: F) -> F:
     return cast(F, wrapper)
 
 
+def _ancestors_and_self(api_path: str) -> list[str]:
+    """``"a/b/c"`` -> ``["a", "a/b", "a/b/c"]``."""
+    names = api_path.split("/")
+    return ["/".join(names[: i + 1]) for i in range(len(names))]
+
+
 def _call_hook(hook: Callable[..., Any], **candidates: Any) -> Any:
     """Call ``hook`` with those of ``candidates`` it accepts (all of them if it has **kw)."""
     try:
@@ -478,7 +484,13 @@ class ObjectStoreContentsManager(AsyncContentsManager):
     @_api
     async def save(self, model: dict[str, Any], path: str = "") -> dict[str, Any]:
         """Save a model (notebook, file, folder, or one chunk of an upload)."""
-        return await self._save(model, path, PutMode.OVERWRITE)
+        try:
+            return await self._save(model, path, PutMode.OVERWRITE)
+        except (HTTPError, ContentsError):
+            raise
+        except Exception as err:
+            self.log.error("Error while saving file: %s %s", path, err, exc_info=True)
+            raise HTTPError(500, f"Unexpected error while saving file: {path} {err}") from err
 
     async def _save(
         self, model: dict[str, Any], path: str, mode: PutMode, parent_known: bool = False
@@ -571,8 +583,13 @@ class ObjectStoreContentsManager(AsyncContentsManager):
     async def _save_chunk(self, model: dict[str, Any], api_path: str, chunk: Any) -> dict[str, Any]:
         if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk == 0 or chunk < -1:
             raise BadRequest(f"Invalid chunk number {chunk!r}", path=api_path)
-        if model.get("type") not in ("file", None):
-            raise BadRequest("Only files can be uploaded in chunks", path=api_path)
+        if "type" not in model:
+            raise BadRequest("No file type provided", path=api_path)
+        if model["type"] != "file":
+            raise BadRequest(
+                f'File type "{model["type"]}" is not supported for large file transfer',
+                path=api_path,
+            )
         if "content" not in model:
             raise BadRequest("No file content provided", path=api_path)
         if chunk == 1:
@@ -741,6 +758,13 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 return await self._copy_to(src, api_path, info)
 
             model = await self._create_unique(target_dir, name, "-Copy", create)
+        elif is_dir:
+            # As Jupyter's local manager: a folder copied to a path that is no folder goes
+            # into a new folder of that path, under its own name.
+            for parent in _ancestors_and_self(dst):
+                if await self._file_info(parent) is not None:
+                    raise BadRequest(f"{parent} is a file, not a folder", path=dst)
+            model = await self._copy_to(src, join_api(dst, _COPY_PAT.sub(".", from_name)), info)
         else:
             to_dir, _ = split_api(dst)
             if to_dir and not await self._dir_exists(to_dir):
@@ -847,10 +871,10 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             emptied = await self._emptied_folder_entries(old)
             if not emptied:
                 raise NotFound(f"File or directory does not exist: {old}", path=old)
-        if new.startswith(old + "/"):
-            raise BadRequest(f"Cannot move {old} into itself", path=new)
         if await self._file_info(new) is not None or await self._dir_exists(new):
             raise AlreadyExists(f"File already exists: {new}", path=new)
+        if new.startswith(old + "/"):
+            raise BadRequest(f"Cannot move {old} into itself", path=new)
         if not same_parent:
             await self._check_parent(new)
         await self._copy_tree(old, new, objects)  # no objects: writes new's marker
