@@ -29,12 +29,12 @@ import secrets
 import signal
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixture_helpers import STARTED, run_server
 from servers import (
     S3Server,
     install_loopback_guard,
@@ -49,32 +49,20 @@ pytest_plugins = ["jupyter_server.pytest_plugin"]
 #: Server name (as in ``s3_server``'s ids) -> the session fixture that runs it.
 SERVER_FIXTURES = {"seaweedfs": "seaweedfs", "moto": "moto_s3"}
 
-_started: list[tuple[S3Server, float]] = []
-
 
 # --------------------------------------------------------------------------- servers
-
-
-def _run_server(start: Callable[[], S3Server]) -> Iterator[S3Server]:
-    began = time.monotonic()
-    server = start()
-    _started.append((server, time.monotonic() - began))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
 def seaweedfs() -> Iterator[S3Server]:
     """SeaweedFS (``weed mini``) on free loopback ports, enforcing its own random credentials."""
-    yield from _run_server(start_seaweedfs)
+    yield from run_server(start_seaweedfs)
 
 
 @pytest.fixture(scope="session")
 def moto_s3() -> Iterator[S3Server]:
     """moto's standalone server on a free loopback port, with IAM authentication on."""
-    yield from _run_server(start_moto)
+    yield from run_server(start_moto)
 
 
 @pytest.fixture(scope="session", params=list(SERVER_FIXTURES), ids=list(SERVER_FIXTURES))
@@ -199,7 +187,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    for server, seconds in _started:
+    """How long each server took to start (S3 servers here, fake-gcs-server for tests/gcs)."""
+    for server, seconds in STARTED:
         terminalreporter.write_line(
             f"{server.name}: {server.endpoint_url}, started in {seconds:.1f}s"
         )

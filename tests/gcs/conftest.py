@@ -14,29 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
+from fixture_helpers import manager_fixtures, run_server
 from gcs_server import GCSServer, start_fake_gcs
 
 from s3contents.gcs import GCSContentsManager
 from s3contents.storage.gcs import GCSStorage
 
-_started: list[tuple[GCSServer, float]] = []
-
 
 @pytest.fixture(scope="session")
 def gcs_server() -> Iterator[GCSServer]:
     """fake-gcs-server on a free loopback port, objects in memory, stopped by PID."""
-    began = time.monotonic()
-    server = start_fake_gcs()
-    _started.append((server, time.monotonic() - began))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from run_server(start_fake_gcs)
 
 
 @pytest.fixture(scope="session")
@@ -78,34 +69,4 @@ def gcs_storage(
     jp_asyncio_loop.run_until_complete(storage.close())
 
 
-@pytest.fixture
-def make_gcs_cm(
-    gcs_config: dict[str, str], jp_asyncio_loop: asyncio.AbstractEventLoop, jp_environ: None
-) -> Iterator[Callable[..., GCSContentsManager]]:
-    """Factory of managers on the test's prefix; keyword arguments override settings.
-
-    ``jp_environ`` keeps Jupyter's data (the notary's secret and signatures) in tmp_path.
-    """
-    made: list[GCSContentsManager] = []
-
-    def make(**overrides: Any) -> GCSContentsManager:
-        cm = GCSContentsManager(**{**gcs_config, **overrides})
-        made.append(cm)
-        return cm
-
-    yield make
-    for cm in made:
-        jp_asyncio_loop.run_until_complete(cm.close())
-
-
-@pytest.fixture
-def gcs_cm(make_gcs_cm: Callable[..., GCSContentsManager]) -> GCSContentsManager:
-    """A manager on the test's own prefix."""
-    return make_gcs_cm()
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    for server, seconds in _started:
-        terminalreporter.write_line(
-            f"{server.name}: {server.endpoint_url}, started in {seconds:.1f}s"
-        )
+make_gcs_cm, gcs_cm = manager_fixtures(GCSContentsManager, "gcs_config", "make_gcs_cm", "gcs_cm")

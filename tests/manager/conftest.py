@@ -11,40 +11,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fixture_helpers import manager_fixtures
 from servers import S3Server
 from traitlets.config import Config
 
 from s3contents import S3ContentsManager
 
-
-@pytest.fixture
-def make_cm(
-    s3_config: dict[str, str], jp_asyncio_loop: asyncio.AbstractEventLoop, jp_environ: None
-) -> Iterator[Callable[..., S3ContentsManager]]:
-    """Factory of managers on the test's prefix; keyword arguments override settings.
-
-    ``jp_environ`` keeps Jupyter's data (the notary's secret and signatures) in tmp_path.
-    """
-    made: list[S3ContentsManager] = []
-
-    def make(**overrides: Any) -> S3ContentsManager:
-        cm = S3ContentsManager(**{**s3_config, **overrides})
-        made.append(cm)
-        return cm
-
-    yield make
-    for cm in made:
-        jp_asyncio_loop.run_until_complete(cm.close())
-
-
-@pytest.fixture
-def cm(make_cm: Callable[..., S3ContentsManager]) -> S3ContentsManager:
-    """A manager on the test's own prefix."""
-    return make_cm()
+make_cm, cm = manager_fixtures(S3ContentsManager, "s3_config", "make_cm", "cm")
 
 
 @pytest.fixture
