@@ -148,9 +148,12 @@ class ChunkedUploads:
         now = time.monotonic()
         stale = [s for s in self.sessions.values() if now - s.last_activity > self.timeout]
         for session in stale:
+            # Abort in the bucket first, then forget the session: once it is gone from
+            # ``sessions`` nothing of it is left anywhere. A chunk arriving meanwhile finds
+            # it closed and is refused.
+            await self._abort(session, f"no chunk for {self.timeout:.0f} s")
             if self.sessions.get(session.key) is session:
                 del self.sessions[session.key]
-            await self._abort(session, f"no chunk for {self.timeout:.0f} s")
         return len(stale)
 
     def _ensure_reaper(self) -> None:
