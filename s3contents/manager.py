@@ -18,7 +18,6 @@ import contextlib
 import functools
 import hashlib
 import inspect
-import posixpath
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timezone
@@ -1027,12 +1026,3 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             await self._uploads.abort_all()
         if self._storage is not None:
             await self._storage.close()
-
-    # -- helpers for callers ----------------------------------------------------------------
-    def key_for(self, api_path: str) -> str:
-        """Object key of an API path (for hooks and tools)."""
-        return self.keys.key(self._norm(api_path))
-
-    @staticmethod
-    def splitext(name: str) -> tuple[str, str]:
-        return posixpath.splitext(name)

@@ -9,7 +9,6 @@ configured prefix, so the rest of the package can build keys by plain concatenat
 from __future__ import annotations
 
 import posixpath
-import unicodedata
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from urllib.parse import unquote
@@ -92,11 +91,6 @@ def is_hidden_path(api_path: str) -> bool:
 def matches_globs(name: str, globs: list[str]) -> bool:
     """True when ``name`` matches one of Jupyter's ``hide_globs``."""
     return any(fnmatch(name, g) for g in globs)
-
-
-def nfc(name: str) -> str:
-    """Unicode NFC form, so a name typed on macOS (NFD) and on Linux (NFC) is one key."""
-    return unicodedata.normalize("NFC", name)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from s3contents.paths import (
     is_hidden_path,
     join_api,
     matches_globs,
-    nfc,
     normalize_api_path,
     split_api,
 )
@@ -145,7 +144,7 @@ def test_normalize_is_idempotent() -> None:
         assert normalize_api_path(once) == once
 
 
-# --------------------------------------------------------------------------- split / join / nfc
+# --------------------------------------------------------------------------- split / join
 
 
 @pytest.mark.parametrize(
@@ -155,12 +154,6 @@ def test_normalize_is_idempotent() -> None:
 def test_split_and_join_are_inverse(api_path: str, parent: str, name: str) -> None:
     assert split_api(api_path) == (parent, name)
     assert join_api(parent, name) == api_path
-
-
-def test_nfc_merges_decomposed_names() -> None:
-    decomposed = "e\u0301"  # e + combining acute accent (as macOS spells it)
-    assert nfc(decomposed) == "\u00e9"
-    assert nfc("plain") == "plain"
 
 
 # --------------------------------------------------------------------------- hidden rule
