@@ -3,11 +3,17 @@
 Fixtures (see each one's docstring):
 
 * ``seaweedfs`` / ``moto_s3`` (session): a running :class:`servers.S3Server`.
-* ``s3_server`` (session, parametrized ``seaweedfs`` / ``moto``): for the storage contract suite.
+* ``s3_server`` (session, parametrized ``seaweedfs`` / ``moto``): each S3 server in turn.
+* ``gcs_server`` (session): fake-gcs-server, a running :class:`gcs_server.GCSServer`.
+* ``gcs_bucket`` (session): a bucket on it that the session shares.
 * ``bucket`` (function): a fresh bucket on SeaweedFS, removed after the test.
 * ``s3_config`` (function): ``S3ContentsManager`` keyword arguments for SeaweedFS, with a
   prefix of the test's own in a bucket shared by the session.
-* ``s3_server_config`` (function): the same for ``s3_server``, i.e. for each server in turn.
+* ``gcs_config`` (function): ``GCSContentsManager`` keyword arguments for fake-gcs-server,
+  with a prefix of the test's own in ``gcs_bucket``.
+
+The storage contract suite has its own session fixture over every server, S3 and GCS
+(``tests/storage/conftest.py``).
 
 Guards for the whole run:
 
@@ -35,6 +41,7 @@ from typing import Any
 
 import pytest
 from fixture_helpers import STARTED, run_server
+from gcs_server import GCSServer, start_fake_gcs
 from servers import (
     S3Server,
     install_loopback_guard,
@@ -74,7 +81,7 @@ def s3_server(request: pytest.FixtureRequest) -> S3Server:
 
 @pytest.fixture(scope="session")
 def _session_buckets() -> dict[str, str]:
-    """Server name -> the bucket that ``s3_config`` and ``s3_server_config`` share."""
+    """Server name -> the bucket that ``s3_config`` shares."""
     return {}
 
 
@@ -115,10 +122,32 @@ def s3_config(seaweedfs: S3Server, _session_buckets: dict[str, str]) -> dict[str
     return _config(seaweedfs, _shared_bucket(seaweedfs, _session_buckets))
 
 
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[GCSServer]:
+    """fake-gcs-server on a free loopback port, objects in memory, stopped by PID."""
+    yield from run_server(start_fake_gcs)
+
+
+@pytest.fixture(scope="session")
+def gcs_bucket(gcs_server: GCSServer) -> str:
+    """A bucket on fake-gcs-server shared by the session; tests keep apart by prefix."""
+    return gcs_server.make_bucket(f"s3contents-gcs-{secrets.token_hex(4)}")
+
+
 @pytest.fixture
-def s3_server_config(s3_server: S3Server, _session_buckets: dict[str, str]) -> dict[str, str]:
-    """Like ``s3_config``, on ``s3_server``: once on SeaweedFS and once on moto."""
-    return _config(s3_server, _shared_bucket(s3_server, _session_buckets))
+def gcs_config(gcs_server: GCSServer, gcs_bucket: str) -> dict[str, str]:
+    """``GCSContentsManager`` keyword arguments for the emulator, in a prefix of the test's own.
+
+    Keys: ``bucket``, ``prefix`` (``t/<hex>``), ``endpoint_url``, ``token`` (``"anon"``),
+    ``project``.
+    """
+    return {
+        "bucket": gcs_bucket,
+        "prefix": f"t/{secrets.token_hex(8)}",
+        "endpoint_url": gcs_server.endpoint_url,
+        "token": "anon",
+        "project": gcs_server.project,
+    }
 
 
 # --------------------------------------------------------------------------- loopback only

@@ -1,0 +1,72 @@
+"""Fixtures of the storage contract suite: every adapter, each on its server.
+
+* ``backend`` (session, parametrized ``seaweedfs`` / ``moto`` / ``fake-gcs-server``): a
+  :class:`~storage.backends.Backend`: ``S3Storage`` on SeaweedFS, on moto (the reference for
+  AWS semantics), then ``GCSStorage`` on fake-gcs-server.
+* ``storage`` (function): an adapter on the backend's shared bucket, closed after the test.
+* ``prefix`` (function): a key prefix of the test's own (``t/<hex>/``).
+* ``own_bucket`` (function): a new, empty bucket, removed with its objects after the test.
+* ``xfail_on`` (function): ``xfail_on(name, reason)`` marks the test ``xfail(strict=True)``
+  when it runs on the server ``name``, naming it in the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from s3contents.storage.base import Storage
+
+from .backends import Backend, GCSBackend, S3Backend
+
+#: Backend id -> (session fixture of its server, Backend class).
+BACKENDS: dict[str, tuple[str, type[Backend]]] = {
+    "seaweedfs": ("seaweedfs", S3Backend),
+    "moto": ("moto_s3", S3Backend),
+    "fake-gcs-server": ("gcs_server", GCSBackend),
+}
+
+
+@pytest.fixture(scope="session", params=list(BACKENDS), ids=list(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Each storage server in turn, with a bucket of the session's (removed at the end)."""
+    fixture, cls = BACKENDS[request.param]
+    made = cls(request.getfixturevalue(fixture))
+    yield made
+    made.remove_bucket(made.bucket)
+
+
+@pytest.fixture
+def storage(backend: Backend, jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterator[Storage]:
+    """An adapter on the backend's shared bucket, closed after the test."""
+    made = backend.storage()
+    yield made
+    jp_asyncio_loop.run_until_complete(made.close())
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of the test's own, ending with ``/``."""
+    return f"t/{secrets.token_hex(8)}/"
+
+
+@pytest.fixture
+def own_bucket(backend: Backend) -> Iterator[str]:
+    """A new, empty bucket of the test's own; it and its objects go after the test."""
+    name = backend.make_bucket()
+    yield name
+    backend.remove_bucket(name)
+
+
+@pytest.fixture
+def xfail_on(backend: Backend, request: pytest.FixtureRequest) -> Callable[[str, str], None]:
+    """``xfail_on(server, reason)``: a strict xfail on that server only, naming it."""
+
+    def mark(name: str, reason: str) -> None:
+        if backend.name == name:
+            request.applymarker(pytest.mark.xfail(reason=f"{name}: {reason}", strict=True))
+
+    return mark
