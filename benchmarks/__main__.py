@@ -1,13 +1,18 @@
-"""Command line: ``python -m benchmarks [--delay-ms MS] [--only new|old] [--repeat N] [--out P]``.
+"""Command line: ``python -m benchmarks [--delay-ms MS] [--only TARGETS] [--repeat N]
+[--budget-s S] [--skip-large] [--large-mb N] [--out P]``.
 
-Starts SeaweedFS, the counting proxy and one Jupyter Server per package (one after the other,
-so they do not compete for the CPU), runs the workload, prints the table and writes the report.
-Every process it starts is stopped by its PID on the way out, also on errors and Ctrl-C.
+Targets: ``new`` and ``old`` (this package and s3contents 0.13 on S3, against SeaweedFS),
+``gcs`` and ``gcs-old`` (their GCS contents managers, against fake-gcs-server); all four by
+default.  For each storage it starts the server and a counting proxy, then one Jupyter Server
+per target (one after the other, so they do not compete for the CPU), runs the workload and
+the large-file test, prints the tables and writes the report.  Every process it starts is
+stopped by its PID on the way out, also on errors and Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import platform
@@ -19,11 +24,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import report, servers, storage
-from .proxy import ProxyThread
+from . import gcs, large, report, servers, storage
+from .proxy import ProxyThread, classify_gcs
 from .workload import Workload, seed
 
 PREFIX = "notebooks"
+TARGETS = ("new", "old", "gcs", "gcs-old")
+
+
+def _targets(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in names if t not in TARGETS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown target(s) {', '.join(unknown) or text!r}: choose from {', '.join(TARGETS)}"
+        )
+    return [t for t in TARGETS if t in names]
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -32,11 +48,33 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--delay-ms",
         type=float,
         default=20.0,
-        help="delay the proxy adds to every S3 request, standing for a cloud round trip "
-        "(default: 20)",
+        help="delay the proxy adds to every storage request, standing for a cloud round trip "
+        "(default: 20; the large-file test runs without)",
     )
-    parser.add_argument("--only", choices=["new", "old"], help="benchmark one package only")
+    parser.add_argument(
+        "--only",
+        type=_targets,
+        default=list(TARGETS),
+        metavar="TARGETS",
+        help="comma-separated targets to benchmark, of: new, old (S3), gcs, gcs-old (default: all)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per operation")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=25.0,
+        help="seconds of repetitions after which an operation is not repeated again "
+        "(default: 25; the old package on GCS needs minutes for some operations)",
+    )
+    parser.add_argument(
+        "--skip-large", action="store_true", help="skip the large-file upload and download"
+    )
+    parser.add_argument(
+        "--large-mb",
+        type=int,
+        default=256,
+        help="size of the large file in MiB (1 MiB chunks; default: 256)",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -47,10 +85,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.large_mb < 1:
+        parser.error("--large-mb must be at least 1")
     return args
 
 
-def _machine(weed: str, helper: str) -> dict[str, str]:
+def _machine(storages: dict[str, str]) -> dict[str, str]:
     cpu = platform.processor() or platform.machine()
     mem = ""
     try:
@@ -64,10 +104,6 @@ def _machine(weed: str, helper: str) -> dict[str, str]:
                 break
     except OSError:
         pass
-    out = subprocess.run([weed, "version"], capture_output=True, text=True).stdout
-    # "version 8000GB 4.48 pypi linux amd64": the release is the dotted number.
-    found = re.search(r"\b\d+\.\d+(?:\.\d+)?\b", out)
-    version = found.group(0) if found else "?"
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "CPU": f"{os.cpu_count()} cores, {cpu}",
@@ -76,8 +112,15 @@ def _machine(weed: str, helper: str) -> dict[str, str]:
         # Other work on the machine skews the timings (not the request counts).
         "load average (1/5/15 min) at the end": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
         "harness Python": platform.python_version(),
-        "storage": f"SeaweedFS `weed mini` {version} on local disk, started by `{helper}`",
+        **storages,
     }
+
+
+def _weed_version(weed: str) -> str:
+    out = subprocess.run([weed, "version"], capture_output=True, text=True).stdout
+    # "version 8000GB 4.48 pypi linux amd64": the release is the dotted number.
+    found = re.search(r"\b\d+\.\d+(?:\.\d+)?\b", out)
+    return found.group(0) if found else "?"
 
 
 def _sigterm(signum, frame):
@@ -85,64 +128,141 @@ def _sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def _packages(targets: list[str], old_python: str | None) -> list[servers.Package]:
+    """The packages to run, in the order of ``targets``; raises SystemExit if one is broken."""
+    new = old = None
+    out = []
+    for name in targets:
+        if name in ("new", "gcs"):
+            new = new or servers.new_package()
+            pkg = new if name == "new" else new.gcs()
+        else:
+            old = old or servers.old_package(old_python)
+            pkg = old if name == "old" else old.gcs()
+        why = servers.check_importable(pkg)
+        if why:
+            print(f"{name}: the contents manager does not import ({why})", file=sys.stderr)
+            raise SystemExit(2)
+        out.append(pkg)
+    return out
+
+
+class Run:
+    """One benchmark run: its settings, scratch space and what it measured."""
+
+    def __init__(self, args: argparse.Namespace, scratch: Path) -> None:
+        self.args = args
+        self.scratch = scratch
+        self.logs = servers.WORK / "logs"
+        self.results: dict = {}
+        self.large: dict = {}
+        self.facts: dict[str, dict[str, str]] = {}
+        self.storages: dict[str, str] = {}
+
+    def bench(self, pkg: servers.Package, proxy: ProxyThread, direct) -> None:
+        """Seed ``pkg``'s bucket, start its Jupyter Server, run the workload, then the large
+        file (without delay)."""
+        args = self.args
+        self.facts[pkg.name] = pkg.facts()
+        print(f"{pkg.name}: s3contents {self.facts[pkg.name].get('s3contents', '?')}, seeding ...")
+        seed(direct, pkg.bucket, PREFIX, args.repeat, pkg.marker)
+        proxy.set_delay(args.delay_ms)
+        jupyter = servers.start_jupyter(
+            pkg, proxy.url, PREFIX, self.scratch / pkg.name, self.logs / f"jupyter-{pkg.name}.log"
+        )
+        try:
+            work = Workload(
+                jupyter.url,
+                jupyter.token,
+                proxy,
+                direct,
+                pkg.bucket,
+                PREFIX,
+                args.repeat,
+                args.budget_s,
+            )
+            self.results[pkg.name] = work.run()
+            if not args.skip_large:
+                proxy.set_delay(0)
+                self.large[pkg.name] = large.run(
+                    pkg.name, jupyter.url, jupyter.token, jupyter.proc.pid, proxy, args.large_mb
+                )
+                proxy.set_delay(args.delay_ms)
+        finally:
+            jupyter.stop()
+
+    def s3(self, packages: list[servers.Package]) -> None:
+        with contextlib.ExitStack() as stack:
+            weed = storage.start_storage(self.scratch / "weed", self.logs / "seaweedfs.log")
+            stack.callback(weed.stop)
+            proxy = ProxyThread("127.0.0.1", weed.port, self.args.delay_ms).start()
+            stack.callback(proxy.stop)
+            # Signatures cover the Host header: prove they survive the proxy before measuring.
+            storage.s3_client(proxy.url).list_buckets()
+            print(f"SeaweedFS ({weed.helper}) on {weed.endpoint}, counting proxy on {proxy.url}")
+            self.storages["S3 storage"] = (
+                f"SeaweedFS `weed mini` {_weed_version(storage.find_weed())} on local disk, "
+                f"started by `{weed.helper}`"
+            )
+            direct = storage.S3Direct(weed.endpoint)
+            for pkg in packages:
+                self.bench(pkg, proxy, direct)
+
+    def gcs(self, packages: list[servers.Package]) -> None:
+        with contextlib.ExitStack() as stack:
+            (port,) = storage.free_ports(1)
+            # The proxy first: the emulator must know its address, to hand it out as the
+            # Location of resumable uploads.
+            proxy = ProxyThread("127.0.0.1", port, self.args.delay_ms, classify_gcs).start()
+            stack.callback(proxy.stop)
+            emulator = gcs.start_fake_gcs(port, proxy.url, self.logs / "fake-gcs-server.log")
+            stack.callback(emulator.stop)
+            print(f"fake-gcs-server on {emulator.endpoint}, counting proxy on {proxy.url}")
+            self.storages["GCS storage"] = (
+                f"fake-gcs-server (from {gcs.version(gcs.find_fake_gcs())}), in memory, "
+                f"started by `{emulator.helper}`"
+            )
+            direct = gcs.GCSDirect(emulator.endpoint)
+            for pkg in packages:
+                self.bench(pkg, proxy, direct)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     signal.signal(signal.SIGTERM, _sigterm)
-    names = [args.only] if args.only else ["new", "old"]
-    packages = []
-    for name in names:
-        if name == "new":
-            pkg = servers.new_package()
-            why = servers.check_importable(pkg)
-            if why:
-                print(f"new package does not import ({why}); try --only old", file=sys.stderr)
-                return 2
-        else:
-            pkg = servers.old_package(args.old_python)
-        packages.append(pkg)
-
-    logs = servers.WORK / "logs"
+    packages = _packages(args.only, args.old_python)
     scratch = Path(tempfile.mkdtemp(prefix="s3contents-bench-"))
-    weed = proxy = jupyter = None
-    results = {}
-    facts = {}
+    run = Run(args, scratch)
     try:
-        weed = storage.start_storage(scratch / "weed", logs / "seaweedfs.log")
-        proxy = ProxyThread("127.0.0.1", weed.port, args.delay_ms).start()
-        direct = storage.s3_client(weed.endpoint)
-        # Signatures cover the Host header: prove they survive the proxy before measuring.
-        storage.s3_client(proxy.url).list_buckets()
-        print(f"SeaweedFS ({weed.helper}) on {weed.endpoint}, counting proxy on {proxy.url}")
-        for pkg in packages:
-            facts[pkg.name] = pkg.facts()
-            print(f"seeding {pkg.bucket} ...")
-            seed(direct, pkg.bucket, PREFIX, args.repeat)
-            print(f"{pkg.name}: s3contents {facts[pkg.name].get('s3contents', '?')}")
-            home = scratch / pkg.name
-            jupyter = servers.start_jupyter(
-                pkg, proxy.url, PREFIX, home, logs / f"jupyter-{pkg.name}.log"
-            )
-            work = Workload(
-                jupyter.url, jupyter.token, proxy, direct, pkg.bucket, PREFIX, args.repeat
-            )
-            results[pkg.name] = work.run()
-            jupyter.stop()
-            jupyter = None
-        machine = _machine(storage.find_weed(), weed.helper)
+        s3 = [p for p in packages if p.backend == "s3"]
+        if s3:
+            run.s3(s3)
+        on_gcs = [p for p in packages if p.backend == "gcs"]
+        if on_gcs:
+            run.gcs(on_gcs)
     except (KeyboardInterrupt, SystemExit):
         print("interrupted: stopping the servers", file=sys.stderr)
         raise
     finally:
-        for thing in (jupyter, proxy, weed):
-            if thing is not None:
-                thing.stop()
         shutil.rmtree(scratch, ignore_errors=True)
 
     command = ".venv/bin/python -m benchmarks " + " ".join(argv or sys.argv[1:])
-    text = report.document(results, facts, machine, args.delay_ms, args.repeat, command.strip())
-    table, notes = report.table(results)
-    print()
-    print(table)
+    text = report.document(
+        run.results,
+        run.large,
+        run.facts,
+        _machine(run.storages),
+        args.delay_ms,
+        args.repeat,
+        args.large_mb,
+        command.strip(),
+        args.budget_s,
+    )
+    groups, notes = report.tables(run.results)
+    for heading, server, table in groups:
+        print(f"\n{heading} ({server}):\n{table}")
+    if run.large:
+        print("\nLarge files:\n" + report.large_table(run.large, notes))
     for i, note in enumerate(notes, 1):
         print(f"[{i}] {note}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from urllib.parse import parse_qsl, urlsplit
 
 #: Display order of the request kinds.
@@ -63,11 +65,66 @@ def classify(method: str, target: str, headers: dict[str, str]) -> str:
     return "OTHER"
 
 
+def classify_gcs(method: str, target: str, headers: dict[str, str]) -> str:
+    """Return the request kind (one of :data:`KINDS`) of a GCS JSON API request.
+
+    ``GET .../o?prefix=`` (objects.list) is LIST, ``GET .../o/NAME?alt=media`` (or
+    ``GET /download/...``) GET, ``GET .../o/NAME`` (object metadata) HEAD, uploads (``POST
+    /upload/...`` in one request, or the bytes of a resumable upload, sent to its session URI)
+    PUT, the start of a resumable upload POST,
+    ``.../rewriteTo/...`` and ``.../copyTo/...`` COPY, ``DELETE`` (an object, or a resumable
+    session) and the batch endpoint (``/batch/storage/v1``) DELETE.  Bucket metadata
+    (``GET /storage/v1/b/BUCKET``) is HEAD, as S3's HeadBucket.
+    """
+    parts = urlsplit(target)
+    path = parts.path
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    method = method.upper()
+    if path.startswith("/batch/"):
+        return "DELETE"  # the only batch calls the adapter makes are deletions
+    if method == "DELETE":
+        return "DELETE"
+    if "upload_id" in query:
+        # The session URI of a resumable upload: its bytes, by PUT (or POST, as gcsfs
+        # sends them), or an empty PUT asking the session's status.
+        return "PUT"
+    if path.startswith("/upload/"):
+        if method == "POST":
+            return "POST" if query.get("uploadType") == "resumable" else "PUT"
+        if method == "PUT":
+            return "PUT"  # bytes of a resumable upload (the session URI)
+        return "OTHER"
+    if path.startswith("/download/storage/v1/"):
+        # The media download URL gcsfs uses (same as ``?alt=media`` on the object).
+        return "GET" if method == "GET" else "OTHER"
+    if "/rewriteTo/" in path or "/copyTo/" in path:
+        return "COPY"
+    segments = path.strip("/").split("/")
+    # storage/v1/b/BUCKET[/o[/NAME...]]
+    if segments[:3] != ["storage", "v1", "b"] or len(segments) < 4:
+        return "OTHER"
+    if method == "GET":
+        if len(segments) == 4:
+            return "HEAD"  # bucket metadata
+        if len(segments) == 5 and segments[4] == "o":
+            return "LIST"
+        if len(segments) > 5 and segments[4] == "o":
+            return "GET" if query.get("alt") == "media" else "HEAD"
+    if method == "HEAD":
+        return "HEAD"
+    return "OTHER"
+
+
+#: Classifiers by storage protocol.
+CLASSIFIERS = {"s3": classify, "gcs": classify_gcs}
+
+
 class _Head:
     """A parsed request or response head, keeping the raw bytes to forward unchanged."""
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
+        self.status = 0  # of the response to this request, once relayed
         lines = raw.decode("latin-1").split("\r\n")
         self.start = lines[0].split(" ", 2)
         self.headers: dict[str, str] = {}
@@ -137,9 +194,19 @@ async def _relay_body(reader, writer, head: _Head) -> None:
 class CountingProxy:
     """The proxy server; use its methods from the loop it runs on (see :class:`ProxyThread`)."""
 
-    def __init__(self, upstream_host: str, upstream_port: int, delay_ms: float = 0.0) -> None:
+    def __init__(
+        self,
+        upstream_host: str,
+        upstream_port: int,
+        delay_ms: float = 0.0,
+        classifier: Callable[[str, str, dict[str, str]], str] = classify,
+    ) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.delay = delay_ms / 1000.0
+        self.classify = classifier
+        # Debugging aid: BENCHMARKS_TRACE=FILE appends "KIND METHOD TARGET -> STATUS TIME"
+        # for each request.
+        self.trace = os.environ.get("BENCHMARKS_TRACE") or None
         self.counts: Counter[str] = Counter()
         # S3 error statuses seen (404 included: it is how "does it exist?" is answered).
         self.statuses: Counter[int] = Counter()
@@ -177,7 +244,8 @@ class CountingProxy:
                 if req is None:
                     return
                 method, target = req.start[0], req.start[1]
-                self.counts[classify(method, target, req.headers)] += 1
+                kind = self.classify(method, target, req.headers)
+                self.counts[kind] += 1
                 self.inflight += 1
                 try:
                     if self.delay:
@@ -190,7 +258,12 @@ class CountingProxy:
                             u_writer.close()
                         u_reader, u_writer = await asyncio.open_connection(*self.upstream)
                         self._writers.add(u_writer)
+                    began = time.monotonic()
                     keep = await self._exchange(req, c_reader, c_writer, u_reader, u_writer)
+                    if self.trace:
+                        took = (time.monotonic() - began) * 1000
+                        with open(self.trace, "a") as out:
+                            out.write(f"{kind} {method} {target} -> {req.status} {took:.0f} ms\n")
                 finally:
                     self.inflight -= 1
                     self.last_done = time.monotonic()
@@ -242,6 +315,7 @@ class CountingProxy:
 
     async def _relay_response(self, req: _Head, resp: _Head, u_reader, c_writer) -> bool:
         status = int(resp.start[1])
+        req.status = status
         if status >= 400:
             self.statuses[status] += 1
         c_writer.write(resp.raw)
@@ -263,8 +337,14 @@ class CountingProxy:
 class ProxyThread:
     """Run a :class:`CountingProxy` on an event loop of its own, in a daemon thread."""
 
-    def __init__(self, upstream_host: str, upstream_port: int, delay_ms: float = 0.0) -> None:
-        self.proxy = CountingProxy(upstream_host, upstream_port, delay_ms)
+    def __init__(
+        self,
+        upstream_host: str,
+        upstream_port: int,
+        delay_ms: float = 0.0,
+        classifier: Callable[[str, str, dict[str, str]], str] = classify,
+    ) -> None:
+        self.proxy = CountingProxy(upstream_host, upstream_port, delay_ms, classifier)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
@@ -296,6 +376,14 @@ class ProxyThread:
         def do():
             self.proxy.counts.clear()
             self.proxy.statuses.clear()
+
+        self._call(do)
+
+    def set_delay(self, delay_ms: float) -> None:
+        """Change the delay added to each request from now on."""
+
+        def do():
+            self.proxy.delay = delay_ms / 1000.0
 
         self._call(do)
 

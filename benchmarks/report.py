@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from . import workload as w
+from .large import CHUNK, LargeResult, Phase, mibps
 from .proxy import KINDS
 from .workload import Result
+
+#: Targets by storage: (table heading, server, request noun, {target: column name}).
+GROUPS = (
+    ("S3", "SeaweedFS", "S3 requests", {"new": "new", "old": "old"}),
+    ("GCS", "fake-gcs-server", "GCS requests", {"gcs": "new", "gcs-old": "old"}),
+)
+#: Row names of the large-file table.
+LABELS = {"new": "new on S3", "old": "old on S3", "gcs": "new on GCS", "gcs-old": "old on GCS"}
 
 
 def format_counts(counts: dict[str, int]) -> str:
@@ -16,13 +25,16 @@ def format_counts(counts: dict[str, int]) -> str:
     return ", ".join(parts) + (f" ({total})" if len(parts) > 1 else "")
 
 
+def format_misses(statuses: dict[int, int]) -> str:
+    if not statuses:
+        return ""
+    return " [" + ", ".join(f"{n}x {code}" for code, n in sorted(statuses.items())) + "]"
+
+
 def format_requests(result: Result) -> str:
     if not result.counts:
         return "-"
-    text = format_counts(result.counts[0])
-    misses = result.statuses[0]
-    if misses:
-        text += " [" + ", ".join(f"{n}x {code}" for code, n in sorted(misses.items())) + "]"
+    text = format_counts(result.counts[0]) + format_misses(result.statuses[0])
     later = []
     for counts in result.counts[1:]:
         shown = format_counts(counts)
@@ -49,14 +61,17 @@ def time_cell(result: Result, notes: list[str], name: str) -> str:
     if result.error:
         notes.append(f"{name}, {result.op}: {result.error}")
         return f"**failed** [{len(notes)}]"
-    return format_time(result.median)
+    text = format_time(result.median)
+    if 0 < len(result.times) < result.wanted:
+        text += f" ({len(result.times)} run{'s' if len(result.times) > 1 else ''})"
+    return text
 
 
-def table(results: dict[str, list[Result]]) -> tuple[str, list[str]]:
-    """The Markdown table (one column pair per package) and its numbered failure notes."""
+def table(results: dict[str, list[Result]], noun: str, notes: list[str]) -> str:
+    """One Markdown table, a column pair per package (keys: column names, e.g. new, old);
+    failures are appended to ``notes`` and referred to by number."""
     names = list(results)
-    notes: list[str] = []
-    header = ["Operation"] + [f"S3 requests ({n})" for n in names]
+    header = ["Operation"] + [f"{noun} ({n})" for n in names]
     header += [f"time ({n})" for n in names]
     both = names == ["new", "old"]
     if both:
@@ -65,70 +80,223 @@ def table(results: dict[str, list[Result]]) -> tuple[str, list[str]]:
     for row in zip(*results.values(), strict=True):
         cells = [row[0].op]
         cells += [format_requests(r) for r in row]
-        cells += [time_cell(r, notes, n) for n, r in zip(names, row, strict=True)]
+        cells += [time_cell(r, notes, f"{noun} ({n})") for n, r in zip(names, row, strict=True)]
         if both:
             new, old = row
             if new.median and old.median and not (new.error or old.error):
-                cells.append(f"{old.median / new.median:.1f}x")
+                ratio = old.median / new.median
+                cells.append(f"{ratio:.1f}x" if ratio < 100 else f"{ratio:.0f}x")
             else:
                 cells.append("-")
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines), notes
+    return "\n".join(lines)
+
+
+def tables(results: dict[str, list[Result]]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """``[(heading, server, table)]`` for each storage measured, and the failure notes."""
+    notes: list[str] = []
+    out = []
+    for heading, server, noun, columns in GROUPS:
+        mine = {col: results[target] for target, col in columns.items() if target in results}
+        if mine:
+            out.append((heading, server, table(mine, noun, notes)))
+    return out, notes
+
+
+def _mib(n: int | None) -> str:
+    return "-" if n is None else f"{n / CHUNK:.0f} MiB"
+
+
+def _speed(r: LargeResult, phase: Phase, note: int | None) -> str:
+    if phase.seconds is None:
+        return f"**failed** [{note}]" if note else "-"
+    return (
+        f"{mibps(r.size, phase.seconds)} MiB/s ({phase.seconds:.1f} s, server CPU "
+        f"{phase.cpu:.1f} s)"
+    )
+
+
+def _memory(phase: Phase) -> str:
+    if phase.seconds is None:
+        return "-"
+    grown = max(0, phase.rss_peak - phase.rss_before)
+    text = f"{_mib(phase.rss_before)} → **{_mib(phase.rss_peak)}** (+{_mib(grown)})"
+    if phase.hwm is not None:
+        text += f" ({_mib(phase.hwm)})"
+    return text
+
+
+def _phase_requests(phase: Phase) -> str:
+    if phase.seconds is None:
+        return "-"
+    return format_counts(phase.counts) + format_misses(phase.statuses)
+
+
+def large_table(large: dict[str, LargeResult], notes: list[str]) -> str:
+    """The large-file table, a row per target; failures are appended to ``notes``."""
+    header = [
+        "Package and storage",
+        "upload",
+        "server RSS: before → peak during upload (kernel's peak)",
+        "download",
+        "server RSS: before → peak during download (kernel's peak)",
+        "SHA-256 round trip",
+        "requests: upload",
+        "requests: download",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, r in large.items():
+        note = None
+        if r.error:
+            notes.append(f"large file, {LABELS.get(name, name)}: {r.error}")
+            note = len(notes)
+        roundtrip = {True: "identical", False: "**differs**"}.get(r.roundtrip_ok, "-")
+        if not r.sha_received:
+            roundtrip = "-"
+        cells = [
+            LABELS.get(name, name),
+            _speed(r, r.upload, note),
+            _memory(r.upload),
+            _speed(r, r.download, note) + (" via `/api/contents`*" if r.files_status else ""),
+            _memory(r.download),
+            roundtrip,
+            _phase_requests(r.upload),
+            _phase_requests(r.download),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    fallback = [LABELS.get(n, n) for n, r in large.items() if r.files_status]
+    if fallback:
+        status = next(r.files_status for r in large.values() if r.files_status)
+        lines += [
+            "",
+            f"\\* `GET /files/` answered {status} ({', '.join(fallback)}): s3contents 0.13",
+            "serves `/files/` with Jupyter's `AuthenticatedFileHandler` from the server's local",
+            "working directory, not from the bucket. Its download was therefore measured",
+            "through the contents API,",
+            "`GET /api/contents/{path}?type=file&format=base64&content=1` (as JupyterLab opens",
+            "a file), which the client reads whole and decodes.",
+        ]
+    return "\n".join(lines)
+
+
+def _failures(notes: list[str], start: int) -> list[str]:
+    if len(notes) <= start:
+        return []
+    out = ["Failures:", ""]
+    out += [f"{i}. {note}" for i, note in enumerate(notes, 1) if i > start]
+    return [*out, ""]
 
 
 def document(
     results: dict[str, list[Result]],
+    large: dict[str, LargeResult],
     facts: dict[str, dict[str, str]],
     machine: dict[str, str],
     delay_ms: float,
     repeat: int,
+    large_mb: int,
     command: str,
+    budget: float = float("inf"),
 ) -> str:
-    body, notes = table(results)
+    groups, notes = tables(results)
+    measured = {heading for heading, _, _ in groups}
     out = [
-        "# Benchmarks: S3 requests and latency per contents operation",
+        "# Benchmarks: storage requests, latency and memory per contents operation",
         "",
         "Each contents operation is sent to a live Jupyter Server through its REST API",
-        "(`/api/contents`). The server's `S3ContentsManager` talks to a local SeaweedFS through a",
-        "counting proxy, which classifies and counts every S3 request and delays each one by",
-        f"**{delay_ms:g} ms** before forwarding it, to stand for the round trip to a cloud region",
-        "(loopback has none). `new` is this repository's package; `old` is `s3contents` 0.13.0",
-        "from PyPI, in the same run against the same storage, each in a bucket of its own.",
+        "(`/api/contents`, `/files/`). The server's contents manager talks to a local storage",
+        "server through a counting proxy, which classifies and counts every request and delays",
+        f"each one by **{delay_ms:g} ms** before forwarding it (except in the large-file test),",
+        "to stand for the round trip to a cloud region (loopback has none). `new` is this",
+        "repository's package; `old` is `s3contents` 0.13.0 from PyPI, in the same run",
+        "against the same storage, each in a bucket of its own. S3 is a local SeaweedFS",
+        "(`S3ContentsManager`); GCS is fake-gcs-server, Google's JSON API emulated in memory",
+        "(`GCSContentsManager`).",
         "",
         f"Generated {machine['date']} by `{command}`.",
         "",
-        "## Results",
-        "",
         f"Time is the median wall time of {repeat} repetitions of the REST call, seen by the",
-        "client. S3 requests are those of the first repetition; `repeated:` follows when a",
-        "repetition needed a different set (e.g. thanks to a cache). Kinds: LIST (ListObjects),",
-        "GET, HEAD, PUT (incl. UploadPart), COPY, DELETE (incl. batch DeleteObjects), POST",
-        "(multipart create/complete), OTHER. `[nx 404]` counts requests answered",
-        "'not found', as existence checks are. `old ÷ new` > 1 means the new package is faster.",
-        "",
-        body,
+        f"client; an operation is not repeated once its repetitions took {budget:g} s, and",
+        "`(1 run)` then says how many were made. Requests are those of the first repetition;",
+        "`repeated:` follows when a repetition needed a different set (e.g. thanks to a",
+        "cache). Kinds: LIST, GET, HEAD (metadata of one object or bucket), PUT (incl.",
+        "multipart parts), COPY, DELETE (incl. batch deletions, one per request), POST (start",
+        "or completion of a multipart upload), OTHER. `[nx 404]` counts requests answered",
+        "'not found', as existence checks are.",
+        "`old ÷ new` > 1 means the new package is faster.",
         "",
     ]
-    if notes:
-        out += ["Failures:", ""]
-        out += [f"{i}. {note}" for i, note in enumerate(notes, 1)]
-        out.append("")
-    if "old" in results:
+    for heading, server, body in groups:
+        out += [f"## Results: {heading} ({server})", ""]
+        if heading == "GCS":
+            out += [
+                "GCS JSON API requests, classified as: `GET .../o?prefix=` (objects.list) LIST,",
+                "`GET .../o/NAME?alt=media` GET, `GET .../o/NAME` (metadata) HEAD, an upload in",
+                "one request (`POST /upload/...`) or the bytes of a resumable one (`PUT` to the",
+                "session URI) PUT, the start of a resumable upload POST, `.../rewriteTo/...` COPY,",
+                "`DELETE` and the batch endpoint (`/batch/storage/v1`, up to 100 deletions per",
+                "request) DELETE. The emulator hands out the proxy's address for resumable",
+                "sessions, so their bytes are counted too.",
+                "",
+            ]
+        out += [body, ""]
+    out += _failures(notes, 0)
+    seen = len(notes)
+    if "old" in results or "gcs-old" in results:
         out += [
-            "Reading the `old` column: s3contents 0.13 keeps checkpoints on the Jupyter",
-            "server's local disk (`GenericFileCheckpoints`), not in S3, so listing them costs",
-            "no S3 request (and they are lost with the server's disk), while creating or",
-            "restoring one reads or writes the notebook through S3. Its s3fs client keeps a",
-            "listing cache that some calls fill and others invalidate, hence the `repeated:`",
-            "variants. Its methods are synchronous: they block Jupyter's event loop, so other",
-            "requests to the server wait meanwhile.",
+            "Reading the `old` columns: s3contents 0.13 keeps checkpoints on the Jupyter",
+            "server's local disk (`GenericFileCheckpoints`), not in the bucket, so listing them",
+            "costs no request (and they are lost with the server's disk), while creating or",
+            "restoring one reads or writes the notebook through the bucket. Its s3fs and gcsfs",
+            "clients keep listing caches that some calls fill and others invalidate, hence the",
+            "`repeated:` variants. Its methods are synchronous: they block Jupyter's event loop,",
+            "so other requests to the server wait meanwhile.",
             "",
         ]
+    if "GCS" in measured and "gcs-old" in results:
+        out += [
+            "The old package's `GCSContentsManager` has no endpoint setting; it reaches the",
+            "emulator through gcsfs's `STORAGE_EMULATOR_HOST` (with `token = 'anon'`), and",
+            "`GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false` keeps recent gcsfs from probing the",
+            "bucket type over gRPC, which stalls for about a minute against an emulator.",
+            "",
+        ]
+    if large:
+        out += [
+            "## Large files",
+            "",
+            f"A {large_mb} MiB file of random bytes is uploaded as JupyterLab does it:",
+            f"{large_mb} sequential `PUT /api/contents/{{path}}`, each carrying 1 MiB as",
+            '`{"type": "file", "format": "base64", "chunk": 1, 2, …, -1, "content": …}` (the',
+            "bodies are made before the clock starts). It is then downloaded with",
+            "`GET /files/{path}`, read in pieces and hashed as it arrives. **No delay** is added",
+            "by the proxy here (it still counts requests): the speeds are those of this",
+            "machine's loopback, CPU and storage servers, and on GCS mostly the emulator's.",
+            "A thread samples the resident memory (RSS) of the Jupyter Server process and its",
+            "children from `/proc` every 50 ms. `before` is the server's RSS when the phase",
+            "starts (after the workload above ran in the same server), `+` the growth to the",
+            "sampled peak, and `kernel's peak` the process's `VmHWM`, reset through",
+            "`/proc/PID/clear_refs` before each phase, which catches what falls between two",
+            "samples. `server CPU` is the CPU time the Jupyter Server process used meanwhile.",
+            "The harness (client and proxy) runs on the same 2 cores as the server and storage.",
+            "",
+            "During the upload, Jupyter's contents handler asks the manager whether the file",
+            "exists before saving each chunk: with the new package that is one `HEAD` per chunk,",
+            "answered 404 until the last chunk makes the object appear (the old package lists",
+            "and checks more for each chunk). On GCS, fake-gcs-server takes longer for each",
+            "piece of a resumable upload the more it has received already, so GCS upload speeds",
+            "here say more about the emulator than about GCS.",
+            "",
+            large_table(large, notes),
+            "",
+        ]
+        out += _failures(notes, seen)
     out += [
         "## Workload",
         "",
         "Seeded straight into each bucket (not measured) under the prefix `notebooks/`, with a",
-        "`.s3keep` marker in every folder, as s3contents 0.13 makes them:",
+        "folder marker in every folder (`.s3keep` in S3, `.gcskeep` in GCS), as s3contents 0.13",
+        "makes them:",
         "",
         f"- `big/`: {w.BIG_NOTEBOOKS} notebooks of {len(w.SMALL_NB) / 1000:.1f} KB and "
         f"{w.BIG_FOLDERS} subfolders, each holding one small file;",
@@ -143,7 +311,8 @@ def document(
         "an untitled notebook in an empty folder (`POST` to the folder); rename a notebook and a",
         "200-file folder (`PATCH`); delete a 200-file folder (`DELETE`); create, list and restore",
         "a checkpoint. Every outcome is checked (status code, then the new state through the API",
-        "or in the bucket), so a broken operation shows as failed, not as fast.",
+        "or in the bucket), so a broken operation shows as failed, not as fast. The large file",
+        "is checked by its SHA-256.",
         "",
         "## Setup",
         "",
@@ -157,7 +326,8 @@ def document(
         listed = ", ".join(f"{k} {v}" for k, v in versions.items())
         out.append(f"| `{name}` environment | {listed} |")
     out += [
-        f"| S3 request delay | {delay_ms:g} ms per request, added by the proxy |",
+        f"| request delay | {delay_ms:g} ms per request, added by the proxy (none for large "
+        "files) |",
         f"| repetitions | {repeat} |",
         "",
         "## How to reproduce",
@@ -168,10 +338,13 @@ def document(
         "```",
         "",
         "The first run creates `benchmarks/.work/old-venv` (Python >= 3.12, `s3contents==0.13.0`",
-        "and `jupyter_server` from PyPI); later runs reuse it. Options: `--delay-ms`,",
-        "`--repeat N`, `--only new|old`, `--out PATH` (this file by default). SeaweedFS, the",
-        "proxy and both Jupyter Servers listen on free 127.0.0.1 ports and are stopped at the",
-        "end; their logs stay in `benchmarks/.work/logs/`.",
+        "and `jupyter_server` from PyPI; gcsfs comes with s3contents); later runs reuse it.",
+        "Options: `--delay-ms MS`, `--repeat N`, `--only new,old,gcs,gcs-old` (any of them,",
+        "comma-separated: `gcs` is the new package on GCS, `gcs-old` the old one),",
+        "`--budget-s S`, `--skip-large`, `--large-mb N` (256 by default), `--out PATH`.",
+        "SeaweedFS, fake-gcs-server, the proxies and the Jupyter Servers listen on free",
+        "127.0.0.1 ports and are stopped at the end; their logs stay in",
+        "`benchmarks/.work/logs/`.",
         "",
     ]
     return "\n".join(out)

@@ -1,8 +1,10 @@
-"""The two contents managers under test: their Python environments and Jupyter Servers.
+"""The contents managers under test: their Python environments and Jupyter Servers.
 
 ``new`` is this repository's package, run by the interpreter running the benchmark (the repo's
 ``.venv``).  ``old`` is ``s3contents==0.13.0`` from PyPI, which needs Python >= 3.12; it gets a
 venv of its own under ``benchmarks/.work/old-venv``, created on first use and reused after.
+``gcs`` and ``gcs-old`` are the same two packages' ``GCSContentsManager``.  The old one has no
+endpoint setting: it reaches the emulator through gcsfs's ``STORAGE_EMULATOR_HOST``.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from pathlib import Path
 
 import requests
 
+from .gcs import PROJECT as GCS_PROJECT
 from .procs import stop_process
 from .storage import ACCESS_KEY, SECRET_KEY, free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "benchmarks" / ".work"
 OLD_VENV = WORK / "old-venv"
-OLD_REQUIREMENTS = ["s3contents==0.13.0", "jupyter_server"]
+OLD_REQUIREMENTS = ["s3contents==0.13.0", "jupyter_server"]  # gcsfs comes with it
 # Written last when the old venv is complete, so an interrupted install is redone.
 _STAMP = ".benchmarks-ready"
 
@@ -35,11 +38,23 @@ _STAMP = ".benchmarks-ready"
 class Package:
     """One contents manager implementation to benchmark."""
 
-    name: str  # "new" or "old"
+    name: str  # "new", "old", "gcs" or "gcs-old"
     python: str
     bucket: str
     # Environment overrides for the server process (None removes a variable).
     env: dict[str, str | None] = field(default_factory=dict)
+    backend: str = "s3"  # or "gcs"
+    old: bool = False  # s3contents 0.13
+
+    @property
+    def marker(self) -> str:
+        """The folder marker both packages write and expect for this backend."""
+        return ".gcskeep" if self.backend == "gcs" else ".s3keep"
+
+    def gcs(self) -> Package:
+        """The same package's GCS contents manager."""
+        name = "gcs-old" if self.old else "gcs"
+        return Package(name, self.python, f"{self.bucket}-gcs", dict(self.env), "gcs", self.old)
 
     def facts(self) -> dict[str, str]:
         """Versions of the interpreter and the packages that matter, from its environment."""
@@ -47,7 +62,7 @@ class Package:
             "import json, platform\n"
             "from importlib import metadata\n"
             "out = {'python': platform.python_version()}\n"
-            "for d in ('s3contents', 'jupyter_server', 'aiobotocore', 'botocore', 's3fs'):\n"
+            f"for d in {self._dists()!r}:\n"
             "    try:\n"
             "        out[d] = metadata.version(d)\n"
             "    except metadata.PackageNotFoundError:\n"
@@ -62,7 +77,37 @@ class Package:
             env=_server_env(self.env, Path(os.devnull)),
             cwd=WORK,
         )
-        return json.loads(out.stdout)
+        facts = json.loads(out.stdout)
+        if not self.old:
+            facts["s3contents"] += f" ({_git_state()})"
+        return facts
+
+    def _dists(self) -> tuple[str, ...]:
+        if self.backend == "gcs":
+            return ("s3contents", "jupyter_server", "gcsfs", "aiohttp")
+        return ("s3contents", "jupyter_server", "aiobotocore", "botocore", "s3fs")
+
+
+def _git_state() -> str:
+    """The checkout measured: commit, and whether ``s3contents/`` differs from it."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "s3contents"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    return f"git {commit}" + (" with uncommitted changes in s3contents/" if dirty else "")
 
 
 def _find_python312(explicit: str | None) -> str:
@@ -115,14 +160,21 @@ def new_package() -> Package:
 def old_package(explicit_python: str | None = None, log=print) -> Package:
     # No PYTHONPATH, and a working directory outside the repo: the repo's own
     # s3contents must not shadow the PyPI one.
-    return Package("old", ensure_old_venv(explicit_python, log), "bench-old")
+    return Package("old", ensure_old_venv(explicit_python, log), "bench-old", old=True)
+
+
+def manager_class(pkg: Package) -> str:
+    if pkg.backend == "gcs":
+        return "s3contents.gcs.GCSContentsManager"
+    return "s3contents.S3ContentsManager"
 
 
 def check_importable(pkg: Package) -> str | None:
-    """None if ``s3contents.S3ContentsManager`` imports in ``pkg``'s environment, else why."""
+    """None if ``pkg``'s contents manager imports in its environment, else why."""
     WORK.mkdir(parents=True, exist_ok=True)
+    module, _, cls = manager_class(pkg).rpartition(".")
     out = subprocess.run(
-        [pkg.python, "-c", "import s3contents; s3contents.S3ContentsManager"],
+        [pkg.python, "-c", f"import {module}; {module}.{cls}"],
         capture_output=True,
         text=True,
         env=_server_env(pkg.env, Path(os.devnull)),
@@ -133,11 +185,16 @@ def check_importable(pkg: Package) -> str | None:
     return (out.stderr.strip().splitlines() or ["unknown error"])[-1]
 
 
+# The environment's storage settings and credentials must not reach the servers.
+_DROPPED_PREFIXES = ("AWS_", "JPY_", "JUPYTER", "PYTHON", "GOOGLE_", "GCSFS_", "S3CONTENTS")
+_DROPPED = ("VIRTUAL_ENV", "STORAGE_EMULATOR_HOST", "CLOUDSDK_CONFIG")
+
+
 def _server_env(overrides: dict[str, str | None], home: Path) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("AWS_", "JPY_", "JUPYTER", "PYTHON")) and k != "VIRTUAL_ENV"
+        if not k.startswith(_DROPPED_PREFIXES) and k not in _DROPPED
     }
     env.update(
         {
@@ -145,6 +202,9 @@ def _server_env(overrides: dict[str, str | None], home: Path) -> dict[str, str]:
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_CONFIG_FILE": str(home / "aws-config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials"),
+            # No gcloud configuration, no probe of Google's metadata server.
+            "CLOUDSDK_CONFIG": str(home / "gcloud"),
+            "NO_GCE_CHECK": "true",
             # Keep the user's Jupyter config out of the measurement.
             "JUPYTER_CONFIG_DIR": str(home / "config"),
             "JUPYTER_DATA_DIR": str(home / "data"),
@@ -163,7 +223,7 @@ def _server_env(overrides: dict[str, str | None], home: Path) -> dict[str, str]:
 
 @dataclass
 class JupyterServer:
-    """A running ``jupyter server`` with an S3ContentsManager behind the counting proxy."""
+    """A running ``jupyter server`` whose contents manager talks to the counting proxy."""
 
     proc: subprocess.Popen
     url: str
@@ -187,6 +247,7 @@ def start_jupyter(
     token = f"bench-{pkg.name}-token"
     root = scratch / "root"
     root.mkdir(parents=True, exist_ok=True)
+    cls = manager_class(pkg)
     cmd = [
         pkg.python,
         "-m",
@@ -198,13 +259,32 @@ def start_jupyter(
         "--ServerApp.port_retries=0",
         f"--ServerApp.root_dir={root}",
         f"--IdentityProvider.token={token}",
-        "--ServerApp.contents_manager_class=s3contents.S3ContentsManager",
-        f"--S3ContentsManager.bucket={pkg.bucket}",
-        f"--S3ContentsManager.endpoint_url={endpoint}",
-        f"--S3ContentsManager.access_key_id={ACCESS_KEY}",
-        f"--S3ContentsManager.secret_access_key={SECRET_KEY}",
-        f"--S3ContentsManager.prefix={prefix}",
+        f"--ServerApp.contents_manager_class={cls}",
     ]
+    env = dict(pkg.env)
+    if pkg.backend == "gcs":
+        cmd += [
+            f"--GCSContentsManager.bucket={pkg.bucket}",
+            f"--GCSContentsManager.prefix={prefix}",
+            "--GCSContentsManager.token=anon",
+            f"--GCSContentsManager.project={GCS_PROJECT}",
+        ]
+        if pkg.old:
+            # s3contents 0.13's GCS manager has no endpoint setting; gcsfs reads this. And
+            # without the second variable recent gcsfs probes the bucket type over gRPC,
+            # which stalls for about a minute against an emulator.
+            env["STORAGE_EMULATOR_HOST"] = endpoint
+            env["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+        else:
+            cmd.append(f"--GCSContentsManager.endpoint_url={endpoint}")
+    else:
+        cmd += [
+            f"--S3ContentsManager.bucket={pkg.bucket}",
+            f"--S3ContentsManager.endpoint_url={endpoint}",
+            f"--S3ContentsManager.access_key_id={ACCESS_KEY}",
+            f"--S3ContentsManager.secret_access_key={SECRET_KEY}",
+            f"--S3ContentsManager.prefix={prefix}",
+        ]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -212,7 +292,7 @@ def start_jupyter(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=_server_env(pkg.env, scratch),
+            env=_server_env(env, scratch),
             # Not the repo (its s3contents would shadow the old one), and the old
             # package keeps checkpoints under its working directory.
             cwd=root,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,3 +66,31 @@ def s3_client(endpoint: str):
         region_name="us-east-1",
         config=Config(retries={"max_attempts": 2}, max_pool_connections=32),
     )
+
+
+class S3Direct:
+    """Straight to SeaweedFS (not through the proxy): seeding and checks only.
+
+    The same few calls as :class:`benchmarks.gcs.GCSDirect`, so the workload does not care
+    which kind of storage it checks.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self.client = s3_client(endpoint)
+
+    def create_bucket(self, bucket: str) -> None:
+        self.client.create_bucket(Bucket=bucket)
+
+    def put(self, bucket: str, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=bucket, Key=key, Body=data)
+
+    def put_many(self, bucket: str, objects: dict[str, bytes]) -> None:
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda item: self.put(bucket, *item), objects.items()))
+
+    def size(self, bucket: str, key: str) -> int:
+        return self.client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+
+    def keys(self, bucket: str, prefix: str) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [obj["Key"] for page in pages for obj in page.get("Contents", [])]

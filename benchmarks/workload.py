@@ -1,6 +1,7 @@
 """The workload: seed a bucket, then time contents operations through Jupyter's REST API.
 
-Seeding writes straight to SeaweedFS with boto3, bypassing the proxy, and is not measured.
+Seeding writes straight to the storage server (SeaweedFS or fake-gcs-server), bypassing the
+proxy, and is not measured.
 Every measured operation is one REST call; the proxy's counters are reset before it and read
 once the contents manager has gone quiet after it.  Each outcome is checked (status code, and
 the resulting state through a second, unmeasured call or straight in the bucket) so that a
@@ -13,7 +14,6 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import nbformat
@@ -25,7 +25,6 @@ from .proxy import ProxyThread
 BIG_NOTEBOOKS = 1000
 BIG_FOLDERS = 50
 FOLDER_FILES = 200
-KEEP = ".s3keep"  # the directory marker s3contents 0.13 writes and expects
 
 
 def _notebook(cells: int, source_bytes: int, output_bytes: int = 0) -> bytes:
@@ -58,6 +57,7 @@ class Result:
     statuses: list[dict[int, int]] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     error: str | None = None
+    wanted: int = 0  # repetitions asked for (fewer are made past the time budget)
 
     @property
     def median(self) -> float | None:
@@ -68,13 +68,18 @@ class Failed(Exception):
     """An operation did not do what it should."""
 
 
-def seed(s3, bucket: str, prefix: str, repeat: int) -> None:
-    """Create ``bucket`` and lay out the fixtures every operation needs, for ``repeat`` runs."""
-    s3.create_bucket(Bucket=bucket)
+def seed(store, bucket: str, prefix: str, repeat: int, marker: str) -> None:
+    """Create ``bucket`` and lay out the fixtures every operation needs, for ``repeat`` runs.
+
+    ``store`` is a direct client (:class:`~benchmarks.storage.S3Direct` or
+    :class:`~benchmarks.gcs.GCSDirect`); ``marker`` the folder marker object's name, as
+    s3contents 0.13 writes and expects it (``.s3keep``, ``.gcskeep``).
+    """
+    store.create_bucket(bucket)
     objects: dict[str, bytes] = {}
 
     def folder(path: str) -> None:
-        objects[f"{path}/{KEEP}"] = b""
+        objects[f"{path}/{marker}"] = b""
 
     folder("big")
     for i in range(BIG_NOTEBOOKS):
@@ -98,27 +103,34 @@ def seed(s3, bucket: str, prefix: str, repeat: int) -> None:
     folder("ckpt")
     objects["ckpt/nb.ipynb"] = SMALL_NB
 
-    def put(item: tuple[str, bytes]) -> None:
-        s3.put_object(Bucket=bucket, Key=f"{prefix}/{item[0]}", Body=item[1])
-
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(put, objects.items()))
+    store.put_many(bucket, {f"{prefix}/{key}": data for key, data in objects.items()})
 
 
 class Workload:
     """Runs the operations against one Jupyter Server, counting through ``proxy``."""
 
     def __init__(
-        self, url: str, token: str, proxy: ProxyThread, s3, bucket: str, prefix: str, repeat: int
+        self,
+        url: str,
+        token: str,
+        proxy: ProxyThread,
+        store,
+        bucket: str,
+        prefix: str,
+        repeat: int,
+        budget: float = float("inf"),
     ) -> None:
         self.url = url.rstrip("/") + "/api/contents"
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"token {token}"
         self.proxy = proxy
-        self.s3 = s3  # direct (unproxied) client, for checks
+        self.store = store  # direct (unproxied) client, for checks
         self.bucket = bucket
         self.prefix = prefix
         self.repeat = repeat
+        # Seconds of repetitions after which an operation is not repeated again (the old
+        # package takes minutes for some operations on GCS).
+        self.budget = budget
         self.checkpoint_id = ""
         self.new_path = ""
 
@@ -134,7 +146,7 @@ class Workload:
         return resp
 
     def measure(self, op: str, fn: Callable[[int], None], verify: Callable[[int], None]) -> Result:
-        result = Result(op)
+        result = Result(op, wanted=self.repeat)
         for i in range(self.repeat):
             self.proxy.wait_idle()
             self.proxy.reset()
@@ -159,23 +171,20 @@ class Workload:
             if result.error is not None:
                 break  # later repetitions depend on this one's outcome
             result.times.append(elapsed)
+            if sum(result.times) >= self.budget:
+                break
         return result
 
     def object_size(self, key: str) -> int:
-        head = self.s3.head_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}")
-        return head["ContentLength"]
+        return self.store.size(self.bucket, f"{self.prefix}/{key}")
 
     def keys(self, folder: str) -> list[str]:
         """Keys under ``folder/`` in the bucket, read directly (the truth, whatever the
         contents manager's caches say)."""
-        pages = self.s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=f"{self.prefix}/{folder}/"
-        )
-        return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+        return self.store.keys(self.bucket, f"{self.prefix}/{folder}/")
 
     def exists(self, key: str) -> bool:
-        found = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=f"{self.prefix}/{key}")
-        return any(obj["Key"] == f"{self.prefix}/{key}" for obj in found.get("Contents", []))
+        return f"{self.prefix}/{key}" in self.store.keys(self.bucket, f"{self.prefix}/{key}")
 
     # -- operations --------------------------------------------------------------------
 
