@@ -46,6 +46,9 @@ def chromium() -> str:
     except ImportError:
         _unavailable("Playwright is not installed (pip install -e '.[test]')")
     path = find_chromium()
+    override = os.environ.get("S3CONTENTS_CHROMIUM")
+    if path is None and override:
+        _unavailable(f"S3CONTENTS_CHROMIUM={override} is not an executable file")
     if path is None:
         _unavailable(
             "no Chromium at /usr/bin/chromium (as root: apt-get install -y chromium; "
