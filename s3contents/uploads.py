@@ -127,7 +127,9 @@ class ChunkedUploads:
             return False, session.received
 
     async def _send_part(self, session: UploadSession, size: int) -> None:
-        piece = bytes(session.buffer[:size])
+        # One copy of the part, not two (a bytearray slice would copy before bytes() does).
+        with memoryview(session.buffer) as view:
+            piece = bytes(view[:size])
         del session.buffer[:size]
         part = await self.storage.multipart_part(
             session.key, session.upload_id, len(session.parts) + 1, piece
