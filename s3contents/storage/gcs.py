@@ -145,8 +145,9 @@ def _parse_rfc3339(text: str) -> datetime:
         text = text[:-1] + "+00:00"
     head, _, tz = text.partition("+")
     if "." in head:
+        # Python 3.10 wants exactly 3 or 6 digits of fraction.
         base, frac = head.split(".", 1)
-        head = f"{base}.{frac[:6]}"
+        head = f"{base}.{frac[:6].ljust(6, '0')}"
     return _utc(datetime.fromisoformat(head + ("+" + tz if tz else "+00:00")))
 
 
