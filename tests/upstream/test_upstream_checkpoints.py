@@ -1,4 +1,4 @@
-"""jupyter_server's tests/services/contents/test_checkpoints.py, on S3ContentsManager."""
+"""jupyter_server's tests/services/contents/test_checkpoints.py, on our contents managers."""
 
 from upstream_support import load_upstream
 

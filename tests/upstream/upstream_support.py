@@ -1,4 +1,4 @@
-"""Fetch jupyter_server's own contents tests and adapt them to ``S3ContentsManager``.
+"""Fetch jupyter_server's own contents tests and adapt them to our contents managers.
 
 The tests are those of ``tests/services/contents/`` in the sdist of the *installed*
 jupyter_server version. :func:`ensure_upstream` downloads that sdist with
@@ -13,13 +13,16 @@ and copies the few files we need out of it as the package ``jupyter_server_tests
 
 Each ``tests/upstream/test_upstream_<name>.py`` exposes one upstream module to pytest with
 :func:`load_upstream`, which also swaps the module's FileContentsManager fixtures for the
-S3 ones of ``tests/upstream/conftest.py`` and rebinds the module-level helpers that write
+bucket ones of ``tests/upstream/conftest.py`` and rebinds the module-level helpers that write
 to local disk (``_make_dir``, ``pathlib``) to versions that write to the bucket.
 
-Where a test sets up or checks state "on disk", :class:`S3Path` stands in for the
+Where a test sets up or checks state "on disk", :class:`BucketPath` stands in for the
 ``pathlib.Path`` it expects: a path-like view of the test's prefix in the bucket, written
-and read with boto3 (not through the manager under test), with folders made as the
-manager makes them (an empty ``.s3keep`` marker object).
+and read by a :class:`BucketTree` (boto3 on S3, the JSON API on fake-gcs-server; not the
+manager under test), with folders made as the manager makes them (an empty marker object,
+``.s3keep`` or ``.gcskeep``).
+
+:data:`BACKENDS` names the managers the tests run against, each on its test server.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import ast
 import hashlib
 import importlib
 import importlib.metadata
+import json
 import posixpath
 import re
 import shutil
@@ -35,7 +39,11 @@ import subprocess
 import sys
 import tarfile
 import types
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -245,38 +253,63 @@ def load_upstream(module: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the bucket view
 
 
-def make_client(endpoint_url: str, access_key_id: str, secret_access_key: str, region: str) -> Any:
-    """A boto3 S3 client (path-style addressing, as the test servers need)."""
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=endpoint_url,
-        aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret_access_key,
-        region_name=region,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
-    )
-
-
 class BucketTree:
-    """Synchronous, boto3-based access to the tree under ``bucket``/``prefix``.
+    """Synchronous access to the tree under ``bucket``/``prefix``, without the manager.
 
-    Independent of the manager under test: keys are ``<prefix>/<api path>``, and a folder
-    exists when some key lies under it (an empty one holds the ``.s3keep`` marker).
+    Keys are ``<prefix>/<api path>``, and a folder exists when some key lies under it (an
+    empty one holds the manager's folder marker). Subclasses talk to one kind of store.
     """
 
-    marker = ".s3keep"
+    scheme = ""
+    marker = ""
 
-    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
-        self.client = client
+    def __init__(self, bucket: str, prefix: str) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
 
     @property
     def url(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        root = f"{self.scheme}://{self.bucket}"
+        return f"{root}/{self.prefix}" if self.prefix else root
 
     def key(self, rel: str) -> str:
         return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def is_file(self, rel: str) -> bool:
+        raise NotImplementedError
+
+    def is_dir(self, rel: str) -> bool:
+        raise NotImplementedError
+
+    def put(self, rel: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def get(self, rel: str) -> bytes:
+        raise NotImplementedError
+
+    def make_marker(self, rel: str) -> None:
+        self.put(f"{rel}/{self.marker}", b"")
+
+    def close(self) -> None:
+        """Release what the tree holds (a client)."""
+
+
+class S3Tree(BucketTree):
+    """A :class:`BucketTree` on an S3 server, through boto3 (path-style addressing)."""
+
+    scheme = "s3"
+    marker = ".s3keep"
+
+    def __init__(self, config: dict[str, str]) -> None:
+        super().__init__(config["bucket"], config["prefix"])
+        self.client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=config["endpoint_url"],
+            aws_access_key_id=config["access_key_id"],
+            aws_secret_access_key=config["secret_access_key"],
+            region_name=config["region_name"],
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        )
 
     def is_file(self, rel: str) -> bool:
         if not rel:
@@ -310,8 +343,63 @@ class BucketTree:
         with body:
             return bytes(body.read())
 
-    def make_marker(self, rel: str) -> None:
-        self.put(f"{rel}/{self.marker}", b"")
+    def close(self) -> None:
+        self.client.close()
+
+
+# Plain HTTP to the emulator never goes through a proxy named in the environment.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class GCSTree(BucketTree):
+    """A :class:`BucketTree` on fake-gcs-server, through the JSON API over plain HTTP."""
+
+    scheme = "gs"
+    marker = ".gcskeep"
+
+    def __init__(self, config: dict[str, str]) -> None:
+        super().__init__(config["bucket"], config["prefix"])
+        self.endpoint = config["endpoint_url"].rstrip("/")
+
+    def _open(self, method: str, path: str, params: dict[str, Any], data: bytes | None) -> bytes:
+        query = urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
+        request = urllib.request.Request(f"{self.endpoint}/{path}?{query}", data, method=method)
+        with _DIRECT.open(request, timeout=30) as response:
+            return bytes(response.read())
+
+    def _object(self, rel: str) -> str:
+        bucket = urllib.parse.quote(self.bucket, safe="")
+        return f"storage/v1/b/{bucket}/o/{urllib.parse.quote(self.key(rel), safe='')}"
+
+    def is_file(self, rel: str) -> bool:
+        if not rel:
+            return False
+        try:
+            self._open("GET", self._object(rel), {}, None)
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                return False
+            raise
+        return True
+
+    def is_dir(self, rel: str) -> bool:
+        if not rel:
+            return True
+        path = f"storage/v1/b/{urllib.parse.quote(self.bucket, safe='')}/o"
+        body = self._open("GET", path, {"prefix": self.key(rel) + "/", "maxResults": 1}, None)
+        return bool(json.loads(body).get("items"))
+
+    def put(self, rel: str, data: bytes) -> None:
+        path = f"upload/storage/v1/b/{urllib.parse.quote(self.bucket, safe='')}/o"
+        self._open("POST", path, {"uploadType": "media", "name": self.key(rel)}, data)
+
+    def get(self, rel: str) -> bytes:
+        try:
+            return self._open("GET", self._object(rel), {"alt": "media"}, None)
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                raise FileNotFoundError(f"{self.url}/{rel}") from None
+            raise
 
 
 #: Trees of the running tests, by ``BucketTree.url`` (for ``pathlib.Path("s3://...")``).
@@ -327,21 +415,51 @@ def unregister_tree(tree: BucketTree) -> None:
 
 
 def tree_for(bucket: str, prefix: str) -> BucketTree:
-    url = BucketTree(None, bucket, prefix).url
-    try:
-        return _TREES[url]
-    except KeyError:
-        raise AssertionError(f"no bucket tree registered for {url}") from None
+    for tree in _TREES.values():
+        if (tree.bucket, tree.prefix) == (bucket, prefix.strip("/")):
+            return tree
+    raise AssertionError(f"no bucket tree registered for {bucket}/{prefix}")
+
+
+# --------------------------------------------------------------------------- backends
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A contents manager the upstream tests run against, on the server the tests start."""
+
+    id: str  #: test id: ``s3``, ``gcs``
+    manager: str  #: import path of the manager class
+    server: str  #: the server it runs on, for messages and the README
+    config_fixture: str  #: the fixture giving the manager's settings on the test's prefix
+    tree: Callable[[dict[str, str]], BucketTree]
+
+    @property
+    def manager_class(self) -> type:
+        module, _, name = self.manager.rpartition(".")
+        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+    @property
+    def manager_name(self) -> str:
+        return self.manager.rpartition(".")[2]
+
+
+BACKENDS: dict[str, Backend] = {
+    "s3": Backend("s3", "s3contents.S3ContentsManager", "SeaweedFS", "s3_config", S3Tree),
+    "gcs": Backend(
+        "gcs", "s3contents.gcs.GCSContentsManager", "fake-gcs-server", "gcs_config", GCSTree
+    ),
+}
 
 
 def _clean(rel: str) -> str:
     parts = [p for p in rel.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise ValueError(f"S3Path does not resolve '..': {rel!r}")
+        raise ValueError(f"BucketPath does not resolve '..': {rel!r}")
     return "/".join(parts)
 
 
-class S3Path:
+class BucketPath:
     """The part of ``pathlib.Path`` the upstream tests use, over a :class:`BucketTree`.
 
     It deliberately has no ``__fspath__``: a test that hands it to ``open()`` or ``os``
@@ -353,14 +471,14 @@ class S3Path:
         self.rel = _clean(rel)
 
     # -- pure path operations ---------------------------------------------------------
-    def joinpath(self, *parts: Any) -> S3Path:
+    def joinpath(self, *parts: Any) -> BucketPath:
         rel = self.rel
         for part in parts:
             text = str(part)
             rel = _clean(text) if text.startswith("/") else f"{rel}/{text}"
-        return S3Path(self.tree, rel)
+        return BucketPath(self.tree, rel)
 
-    def __truediv__(self, other: Any) -> S3Path:
+    def __truediv__(self, other: Any) -> BucketPath:
         return self.joinpath(other)
 
     @property
@@ -368,10 +486,10 @@ class S3Path:
         return self.rel.rsplit("/", 1)[-1]
 
     @property
-    def parent(self) -> S3Path:
-        return S3Path(self.tree, self.rel.rsplit("/", 1)[0] if "/" in self.rel else "")
+    def parent(self) -> BucketPath:
+        return BucketPath(self.tree, self.rel.rsplit("/", 1)[0] if "/" in self.rel else "")
 
-    def relative_to(self, other: S3Path) -> PurePosixPath:
+    def relative_to(self, other: BucketPath) -> PurePosixPath:
         if other.tree is not self.tree:
             raise ValueError(f"{self} is not under {other}")
         if not other.rel:
@@ -384,10 +502,10 @@ class S3Path:
         return f"{self.tree.url}/{self.rel}" if self.rel else self.tree.url
 
     def __repr__(self) -> str:
-        return f"S3Path({str(self)!r})"
+        return f"BucketPath({str(self)!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, S3Path) and str(self) == str(other)
+        return isinstance(other, BucketPath) and str(self) == str(other)
 
     def __hash__(self) -> int:
         return hash(str(self))
@@ -444,15 +562,15 @@ class S3Path:
 
 
 def as_path(value: Any) -> Any:
-    """``pathlib.Path`` for the upstream modules: ``s3://`` strings of a running test's tree
-    become :class:`S3Path`; anything else is a real ``pathlib.Path``."""
+    """``pathlib.Path`` for the upstream modules: ``s3://`` and ``gs://`` strings of a running
+    test's tree become :class:`BucketPath`; anything else is a real ``pathlib.Path``."""
     text = str(value)
-    if isinstance(value, S3Path):
+    if isinstance(value, BucketPath):
         return value
-    if text.startswith("s3://"):
+    if text.startswith(("s3://", "gs://")):
         for url in sorted(_TREES, key=len, reverse=True):
             if text == url or text.startswith(url + "/"):
-                return S3Path(_TREES[url], text[len(url) :])
+                return BucketPath(_TREES[url], text[len(url) :])
         raise AssertionError(f"{text} is not in the bucket tree of a running test")
     return Path(value)
 
@@ -460,7 +578,7 @@ def as_path(value: Any) -> Any:
 def _pathlib_shim() -> types.ModuleType:
     import pathlib
 
-    shim = types.ModuleType("pathlib", "pathlib, with Path() also understanding s3:// paths")
+    shim = types.ModuleType("pathlib", "pathlib, with Path() also understanding bucket URLs")
     shim.__dict__.update({k: v for k, v in vars(pathlib).items() if not k.startswith("__")})
     shim.Path = as_path  # type: ignore[attr-defined]
     return shim
@@ -472,7 +590,7 @@ def _pathlib_shim() -> types.ModuleType:
 def make_dir_in_bucket(contents_manager: Any, api_path: str) -> None:
     """``test_manager._make_dir``: ``os.makedirs`` of the folder, in the manager's bucket."""
     tree = tree_for(contents_manager.bucket, contents_manager.prefix)
-    S3Path(tree, api_path).mkdir(parents=True, exist_ok=True)
+    BucketPath(tree, api_path).mkdir(parents=True, exist_ok=True)
 
 
 def _patch_test_api(mod: types.ModuleType) -> None:
@@ -491,7 +609,7 @@ _MODULE_PATCHES: dict[str, Callable[[types.ModuleType], None]] = {
 
 
 @pytest.fixture
-def _bucket_tmp_path(contents_dir: S3Path) -> S3Path:
+def _bucket_tmp_path(contents_dir: BucketPath) -> BucketPath:
     """``tmp_path`` for test_largefilemanager.py, whose manager's root it is: the test's
     prefix in the bucket (``test_save_in_subdirectory`` makes its folder there)."""
     return contents_dir
@@ -512,27 +630,51 @@ _README_INTRO = """\
 
 `tests/upstream/` runs jupyter_server's own contents tests (`tests/services/contents/` of the
 sdist of the installed jupyter_server, fetched with `pip download` when the tests are
-collected and cached in the git-ignored `.upstream/`) against `S3ContentsManager` on
-SeaweedFS, as part of the normal `pytest` run (marker `jupyter_upstream`; leave them out
-with `--ignore=tests/upstream`). A run that cannot download the sdist fails.
+collected and cached in the git-ignored `.upstream/`) against each of our managers, as part
+of the normal `pytest` run (marker `jupyter_upstream`; leave them out with
+`--ignore=tests/upstream`): every test runs twice, on `S3ContentsManager` with SeaweedFS
+(test ids `[s3-...]`) and on `GCSContentsManager` with fake-gcs-server (`[gcs-...]`; `-k`
+selects one, e.g. `-k "gcs"`). A run that cannot download the sdist fails.
 
 How the upstream tests are pointed at the bucket (`tests/upstream/conftest.py`,
 `tests/upstream/upstream_support.py`):
 
 * the fixtures that build a `FileContentsManager` (`jp_contents_manager`,
   `jp_file_contents_manager_class`, `jp_large_contents_manager`, the checkpoints tests'
-  `contents_manager`, `file_manager_with_notary`) give an `S3ContentsManager` on the test's
+  `contents_manager`, `file_manager_with_notary`) give the backend's manager on the test's
   own prefix, closed after the test; the REST tests' server gets it through `jp_argv`;
-* `contents_dir` is a path-like view of that prefix (`S3Path`, written and read with boto3,
-  not through the manager), so the upstream `contents` fixture builds its tree in the
-  bucket; `pathlib.Path(...)` in test_api.py, `_make_dir` in test_manager.py and `tmp_path`
-  in test_largefilemanager.py go to the bucket the same way, and `_get_os_path` of the
-  managers that stand in for the FileContentsManager class is the identity on API paths.
+* `contents_dir` is a path-like view of that prefix (`BucketPath`, written and read with
+  boto3 on S3 and the JSON API on GCS, not through the manager), so the upstream `contents`
+  fixture builds its tree in the bucket; `pathlib.Path(...)` in test_api.py, `_make_dir` in
+  test_manager.py and `tmp_path` in test_largefilemanager.py go to the bucket the same way,
+  and `_get_os_path` of the managers that stand in for the FileContentsManager class is the
+  identity on API paths.
 
 Only tests about the local file system itself, or about `FileContentsManager`'s own
-internals, are left out. The list lives in `tests/upstream/exclusions.py`; this section is
-generated from it and from a full run by `S3CONTENTS_UPSTREAM_README=1 pytest tests/upstream`.
+internals, are left out (a key `gcs:<test>` or `s3:<test>` would leave a test out on one
+backend only, for a limitation of its server). The list lives in
+`tests/upstream/exclusions.py`; this section is generated from it and from a full run by
+`S3CONTENTS_UPSTREAM_README=1 pytest tests/upstream`.
 """
+
+
+def split_exclusion_key(key: str) -> tuple[str, str]:
+    """``"gcs:test_x.py::test_y"`` -> ``("gcs", "test_x.py::test_y")``; no backend: ``""``."""
+    backend, sep, test = key.partition(":")
+    if not sep or test.startswith(":"):
+        return "", key
+    return backend, test
+
+
+@dataclass
+class BackendRun:
+    """What a run did of the upstream tests on one backend."""
+
+    backend: Backend
+    collected: int
+    counts: dict[str, int] = field(default_factory=dict)
+    excluded: int = 0
+    failed_ids: set[str] = field(default_factory=set)
 
 
 def _base(test_id: str) -> str:
@@ -540,34 +682,38 @@ def _base(test_id: str) -> str:
 
 
 def render_readme_section(
-    version: str,
-    collected: int,
-    counts: dict[str, int],
-    excluded: int,
-    excluded_ids: dict[str, list[str]],
-    failed_ids: list[str],
+    version: str, runs: dict[str, BackendRun], excluded_ids: dict[str, dict[str, list[str]]]
 ) -> str:
     from exclusions import EXCLUDED
 
-    failed = counts["failed"] + counts["error"]
-    lines = [README_START, _README_INTRO]
-    lines.append(
-        f"Last full run, jupyter_server {version}: **{collected} collected, "
-        f"{counts['passed']} passed, {failed} failed, {excluded} excluded**."
-    )
-    if failed_ids:
-        lines += ["", "### Failing in that run", ""]
-        lines += [f"* `{test_id}`" for test_id in sorted(failed_ids)]
-    lines += ["", "### Excluded tests", "", "| Upstream test | Cases | Why excluded |"]
+    lines = [README_START, _README_INTRO, f"Last full run, jupyter_server {version}:", ""]
+    for run in runs.values():
+        failed = run.counts["failed"] + run.counts["error"]
+        lines.append(
+            f"* `{run.backend.manager_name}` on {run.backend.server} (`[{run.backend.id}-...]`): "
+            f"**{run.collected} collected, {run.counts['passed']} passed, {failed} failed, "
+            f"{run.excluded} excluded**"
+        )
+    for run in runs.values():
+        if run.failed_ids:
+            lines += ["", f"### Failing in that run on {run.backend.id}", ""]
+            lines += [f"* `{test_id}`" for test_id in sorted(run.failed_ids)]
+    ids = list(runs)
+    cases = " / ".join(ids)
+    lines += ["", "### Excluded tests", "", f"| Upstream test | Cases ({cases}) | Why excluded |"]
     lines.append("|---|---|---|")
     for key, reason in EXCLUDED.items():
-        ids = excluded_ids.get(key, [])
-        if key.endswith(".py"):
-            names = sorted({_base(i).split("::", 1)[1] for i in ids})
+        backend, test = split_exclusion_key(key)
+        by_backend = excluded_ids.get(key, {})
+        count = " / ".join(str(len(by_backend.get(b, []))) for b in ids)
+        where = f" (on {backend} only)" if backend else ""
+        if test.endswith(".py"):
+            all_ids = [i for found in by_backend.values() for i in found]
+            names = sorted({_base(i).split("::", 1)[1] for i in all_ids})
             listed = ", ".join(f"`{n}`" for n in names)
-            lines.append(f"| `{key}`, all of it: {listed} | {len(ids)} | {reason} |")
+            lines.append(f"| `{test}`{where}, all of it: {listed} | {count} | {reason} |")
         else:
-            lines.append(f"| `{key}` | {len(ids)} | {reason} |")
+            lines.append(f"| `{test}`{where} | {count} | {reason} |")
     lines += ["", README_END, ""]
     return "\n".join(lines)
 
