@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from servers import spawn
+
 from s3contents.embedded import LOOPBACK, free_ports, stop_process
 
 #: Where Debian (and most distributions) put Chromium; ``S3CONTENTS_CHROMIUM`` overrides it.
@@ -123,14 +125,18 @@ class JupyterApp:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
-    def stop(self) -> None:
-        """Stop the server (by PID: SIGTERM, then SIGKILL) and remove its home; idempotent."""
+    def stop(self, keep_log: Path | None = None) -> None:
+        """Stop the server (by PID: SIGTERM, then SIGKILL; it shuts its kernels down) and
+        remove its home, its log copied to ``keep_log`` first if given; idempotent."""
         if self.process is not None:
             process, self.process = self.process, None
             stop_process(process, 20.0)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+        if keep_log is not None and self.log_path is not None and self.log_path.exists():
+            keep_log.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.log_path, keep_log)
         shutil.rmtree(self.home, ignore_errors=True)
 
 
@@ -205,14 +211,8 @@ def start_jupyter(
         _log_file=log_file,
     )
     try:
-        app.process = subprocess.Popen(
-            args,
-            env=env,
-            cwd=dirs["HOME"],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+        # A session of its own, and SIGTERM should this process die (servers.spawn).
+        app.process = spawn(args, env, log_file, cwd=dirs["HOME"])
         deadline = time.monotonic() + timeout
         while True:
             if app.process.poll() is not None:

@@ -100,8 +100,11 @@ def s3_place(seaweedfs: S3Server) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture
 def jupyter(
-    seaweedfs: S3Server, s3_place: tuple[str, str]
+    seaweedfs: S3Server, s3_place: tuple[str, str], artifacts: Path
 ) -> Iterator[Callable[[str], JupyterApp]]:
+    """``jupyter(kind)`` starts JupyterLab (``"lab"``) or Notebook 7 (``"notebook"``) on
+    ``s3_place``; after the test it is stopped and its log kept as ``<kind>.log`` in the
+    artifacts folder."""
     started: list[JupyterApp] = []
 
     def start(kind: str) -> JupyterApp:
@@ -119,7 +122,7 @@ def jupyter(
 
     yield start
     for app in started:
-        app.stop()
+        app.stop(keep_log=artifacts / f"{app.kind}.log")
 
 
 @pytest.fixture
