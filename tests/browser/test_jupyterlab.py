@@ -96,6 +96,8 @@ def run_lab_scenario(page: Any, app: JupyterApp, bucket: Bucket, steps: Steps, t
 
     with steps("type and run a cell"):
         assert run_first_cell(page, "print(6*7)") == "42"
+        # Not saved yet: the bucket still has the notebook as created.
+        assert "print(6*7)" not in bucket.get(NOTEBOOK).decode()
 
     with steps("save"):
         page.keyboard.press("Control+s")
@@ -109,12 +111,14 @@ def run_lab_scenario(page: Any, app: JupyterApp, bucket: Bucket, steps: Steps, t
         )
 
     with steps("reload and reopen"):
+        stored = bucket.get(NOTEBOOK)
         page.goto(f"{app.url}/lab?reset")
         listing_item(page, NOTEBOOK).dblclick()
         cell = current_notebook(page).locator(".jp-Cell").first
         cell.locator(".cm-content").get_by_text("print(6*7)").wait_for()
         output = current_notebook(page).locator(".jp-OutputArea-output").first
         assert output.inner_text().strip() == "42"
+        assert bucket.get(NOTEBOOK) == stored  # opening wrote nothing
 
     with steps("rename in the file browser"):
         context_command(page, NOTEBOOK, "filebrowser:rename")
@@ -187,6 +191,7 @@ def run_lab_scenario(page: Any, app: JupyterApp, bucket: Bucket, steps: Steps, t
             }""",
             f"{app.url}/files/{FOLDER}/{LARGE}",
         )
+        assert digest == hashlib.sha256(bucket.get(f"{FOLDER}/{LARGE}")).hexdigest()
         assert digest == hashlib.sha256(large.read_bytes()).hexdigest()
         assert app.get_bytes(f"/files/{FOLDER}/{SMALL}") == small.read_bytes()
 

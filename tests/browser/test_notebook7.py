@@ -96,6 +96,7 @@ def run_notebook7_scenario(page: Any, app: JupyterApp, bucket: Bucket, steps: St
 
     with steps("edit and run a cell"):
         assert run_first_cell(page, "print(6*7)") == "42"
+        assert "print(6*7)" not in bucket.get(NOTEBOOK).decode()  # not saved yet
 
     with steps("save"):
         page.keyboard.press("Control+s")
@@ -140,6 +141,8 @@ def run_notebook7_scenario(page: Any, app: JupyterApp, bucket: Bucket, steps: St
         cell = page.locator(".jp-NotebookPanel .jp-Cell").first
         cell.locator(".cm-content").get_by_text("print(6*7)").wait_for(timeout=60_000)
         assert cell.locator(".jp-OutputArea-output").first.inner_text().strip() == "42"
+        keys = bucket.keys()
+        assert RENAMED in keys and NOTEBOOK not in keys
     return problems
 
 
