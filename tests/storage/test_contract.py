@@ -535,7 +535,8 @@ async def test_object_request_in_missing_bucket_is_unavailable(
             return
         xfail_on(
             "fake-gcs-server",
-            "answers with the bare 404 of a missing object (GCS says the bucket does not exist)",
+            "answers with the bare 404 of a missing object, so a missing bucket looks like a "
+            "missing key (GCS's JSON errors say the bucket does not exist)",
         )
         with pytest.raises(Unavailable, match=repr(name)):
             await OBJECT_CALLS[call](storage)
@@ -567,8 +568,8 @@ async def test_write_to_missing_bucket(backend: Backend, xfail_on: XfailOn) -> N
                 return
             xfail_on(
                 "fake-gcs-server",
-                "answers with the bare 404 of a missing object (GCS says the bucket does "
-                "not exist)",
+                "answers with the bare 404 of a missing object, so a missing bucket looks "
+                "like a missing key (GCS's JSON errors say the bucket does not exist)",
             )
             with pytest.raises(Unavailable, match=name):
                 await storage.put("x", b"1")
