@@ -594,8 +594,14 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         if chunk == 1:
             await self._run_pre_save_hooks(model, api_path)
             await self._check_parent(api_path)
-        data = models.encode_content(model["content"], model.get("format"), api_path)
         key = self.keys.key(api_path)
+        try:
+            data = models.encode_content(model["content"], model.get("format"), api_path)
+        except BadRequest as err:
+            # A chunk that cannot be decoded ends its upload: nothing partial is kept.
+            if await self.uploads.abort(key, "a chunk could not be decoded"):
+                raise BadRequest(f"{err}; the upload was aborted", path=api_path) from None
+            raise
         content_type = models.guess_mimetype(api_path) or "application/octet-stream"
         done, received = await self.uploads.add(key, chunk, data, content_type)
         if not done:

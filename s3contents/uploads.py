@@ -126,6 +126,14 @@ class ChunkedUploads:
                 raise
             return False, session.received
 
+    async def abort(self, key: str, why: str) -> bool:
+        """Abort the upload to ``key``, if one is in progress; returns whether there was one."""
+        session = self.sessions.pop(key, None)
+        if session is None:
+            return False
+        await self._abort(session, why)
+        return True
+
     async def _send_part(self, session: UploadSession, size: int) -> None:
         # One copy of the part, not two (a bytearray slice would copy before bytes() does).
         with memoryview(session.buffer) as view:

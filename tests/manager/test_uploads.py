@@ -164,3 +164,60 @@ async def test_save_hooks_run_once_per_chunked_upload(
         for chunk, content in _chunks(os.urandom(7 * MIB)):
             await cm.save(_model(chunk, content), "hooked.bin")
     assert calls == [("pre", 1), ("post", "hooked.bin")] * 2
+
+
+async def test_bad_base64_chunk_aborts_and_keeps_the_old_file(
+    make_cm: Callable[..., S3ContentsManager], s3: Any
+) -> None:
+    cm = make_cm(upload_part_size=PART)
+    await cm.save({"type": "file", "format": "text", "content": "old"}, "f.bin")
+    chunks = list(_chunks(os.urandom(7 * MIB)))
+    for chunk in chunks[:6]:  # one part (5 MiB) already sent
+        await cm.save(_model(*chunk), "f.bin")
+    assert _uploads_in_progress(s3, cm) == [f"{cm.prefix}/f.bin"]
+    with pytest.raises(HTTPError) as raised:
+        await cm.save(_model(-1, "@@not base64@@"), "f.bin")
+    assert raised.value.status_code == 400
+    assert "aborted" in str(raised.value.log_message)
+    assert _uploads_in_progress(s3, cm) == []
+    assert cm.uploads.sessions == {}
+    assert _object(s3, cm, "f.bin") == b"old"
+
+
+async def test_two_uploads_to_one_path_the_later_wins(
+    make_cm: Callable[..., S3ContentsManager], s3: Any
+) -> None:
+    # A first upload is restarted (a new chunk 1 for the same path): the earlier one is
+    # aborted in the bucket, the later one completes, and a stray chunk of the earlier one
+    # arriving afterwards changes nothing. (Chunks carry no upload id, so two clients that
+    # keep interleaving chunks both get 400s and the old file stays: never a mix.)
+    cm = make_cm(upload_part_size=PART)
+    first = list(_chunks(os.urandom(7 * MIB)))
+    second = os.urandom(2 * MIB + 5)
+    for chunk in first[:6]:
+        await cm.save(_model(*chunk), "same.bin")
+    for chunk in _chunks(second):
+        await cm.save(_model(*chunk), "same.bin")
+    assert _object(s3, cm, "same.bin") == second
+    assert _uploads_in_progress(s3, cm) == []
+    with pytest.raises(HTTPError) as stray:
+        await cm.save(_model(*first[6]), "same.bin")
+    assert stray.value.status_code == 400
+    assert _object(s3, cm, "same.bin") == second
+
+
+async def test_concurrent_uploads_to_different_paths(
+    make_cm: Callable[..., S3ContentsManager], s3: Any
+) -> None:
+    cm = make_cm(upload_part_size=PART)
+    payloads = {f"u{i}.bin": os.urandom(6 * MIB + i) for i in range(3)}
+
+    async def upload(name: str, data: bytes) -> None:
+        for chunk in _chunks(data):
+            await cm.save(_model(*chunk), name)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(upload(n, d) for n, d in payloads.items()))
+    for name, data in payloads.items():
+        assert _object(s3, cm, name) == data
+    assert _uploads_in_progress(s3, cm) == []
