@@ -43,19 +43,15 @@ def listing_item(page: Any, name: str) -> Any:
     )
 
 
-def breadcrumbs(page: Any) -> str:
-    text: str = page.locator("#filebrowser .jp-BreadCrumbs").inner_text()
-    return text
-
-
 def open_folder(page: Any, name: str) -> None:
     listing_item(page, name).dblclick()
     page.locator("#filebrowser .jp-BreadCrumbs").get_by_text(name).wait_for()
 
 
-def go_home(page: Any) -> None:
+def go_home(page: Any, expect: str) -> None:
+    """Show the root folder in the file browser, and wait for its item ``expect``."""
     page.locator("#filebrowser .jp-BreadCrumbs-home").click()
-    page.locator("#filebrowser .jp-BreadCrumbs-item").first.wait_for(state="detached")
+    listing_item(page, expect).wait_for()
 
 
 def context_command(page: Any, name: str, command: str) -> None:
@@ -223,7 +219,7 @@ def run_lab_scenario(page: Any, app: JupyterApp, bucket: Bucket, steps: Steps, t
         bucket.wait_for(lambda keys: f"{FOLDER}/{SMALL}" not in keys, "file deleted")
 
     with steps("delete a non-empty folder"):
-        go_home(page)
+        go_home(page, FOLDER)
         context_command(page, FOLDER, "filebrowser:delete")
         dialog(page).get_by_role("button", name=DELETE_BUTTON).click()
         listing_item(page, FOLDER).wait_for(state="detached")
