@@ -18,6 +18,7 @@ import contextlib
 import functools
 import hashlib
 import inspect
+import os
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timezone
@@ -180,6 +181,26 @@ class ObjectStoreContentsManager(AsyncContentsManager):
 
     #: Name of the folder marker object.
     folder_marker = ".s3keep"
+
+    @default("root_dir")
+    def _default_root_dir(self) -> str:
+        # Nothing is read from this folder; it mirrors the server's own root_dir because
+        # frontends (Notebook 7's tree) take the server's preferred_dir relative to it.
+        return str(getattr(self.parent, "root_dir", "") or "/")
+
+    @validate("preferred_dir")
+    def _validate_preferred_dir(self, proposal: Any) -> str:
+        """Jupyter checks that the folder exists while the configuration is still being
+        loaded, before the storage settings are all known: here it is only normalised (a
+        missing folder shows as a 404 in the file browser)."""
+        try:
+            value = normalize_api_path(str(proposal["value"]))
+        except ContentsError as err:
+            raise TraitError(f"preferred_dir: {err}") from None
+        if self.parent is not None and value:
+            with contextlib.suppress(TraitError, AttributeError):
+                self.parent.preferred_dir = os.path.join(self.root_dir, *value.split("/"))
+        return value
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -21,15 +21,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 NOTEBOOK = "Untitled.ipynb"
 RENAMED = "nb7-results.ipynb"
 
-# Product bug, seen on every load of the tree: Notebook 7 sets its page config's preferredPath
-# from ServerApp.preferred_dir (which defaults to the server's working directory) taken relative
-# to the contents manager's root_dir ("/"), so the tree asks S3ContentsManager for
-# /api/contents/<cwd without its leading slash>, gets a 404 and shows "Directory not found".
-# JupyterLab uses the contents manager's own preferred_dir ("") and is not affected; starting
-# the server with --ServerApp.preferred_dir=/ avoids it.
+# A regression check: Notebook 7 sets its page config's preferredPath from
+# ServerApp.preferred_dir (the working directory by default) taken relative to the contents
+# manager's root_dir. With a root_dir of "/" the tree asked S3ContentsManager for
+# /api/contents/<cwd without its leading slash> and showed "Directory not found"; the manager's
+# root_dir now mirrors the server's, so the tree opens at "/".
 DIRECTORY_NOT_FOUND = (
-    'product bug: Notebook 7\'s tree shows "Directory not found" on S3ContentsManager '
-    "(ServerApp.preferred_dir defaults to the working directory; see test_notebook7.py)"
+    'Notebook 7\'s tree shows "Directory not found" (preferredPath outside the bucket: '
+    "see test_notebook7.py)"
 )
 
 #: Uncaught errors of Notebook 7's own pages, the same with its default FileContentsManager
@@ -147,9 +146,7 @@ def run_notebook7_scenario(page: Any, app: JupyterApp, bucket: Bucket, steps: St
 
 
 def test_notebook7(jupyter: Any, page: Any, seaweedfs: S3Server, artifacts: Path) -> None:
-    """The scenario must pass; the known "Directory not found" dialog (a product bug, see
-    ``DIRECTORY_NOT_FOUND``) is dismissed and makes the test xfail once everything else passed.
-    """
+    """The scenario passes without the "Directory not found" dialog (DIRECTORY_NOT_FOUND)."""
     app = jupyter("notebook")
     client = seaweedfs.client()
     try:
@@ -159,5 +156,4 @@ def test_notebook7(jupyter: Any, page: Any, seaweedfs: S3Server, artifacts: Path
     finally:
         client.close()
     assert [e for e in page.s3c_errors if not e.startswith(UPSTREAM_PAGE_ERRORS)] == []
-    if problems:
-        pytest.xfail("; ".join(problems))
+    assert problems == []
