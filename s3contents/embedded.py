@@ -168,6 +168,21 @@ def seaweedfs_env(access_key_id: str, secret_access_key: str) -> dict[str, str]:
     return env
 
 
+def die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """In a child process (``preexec_fn``): be sent SIGTERM when the parent dies (Linux), so
+    a server never outlives the command that started it, even one killed with SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+
+
 def spawn(
     args: list[str],
     env: Mapping[str, str],
@@ -271,7 +286,12 @@ def start_embedded(data_dir: Path | None = None, timeout: float = 60.0) -> Embed
     key, secret = _credentials(data_dir)
     ports = seaweedfs_ports()
     log = (data_dir / "weed.log").open("ab")
-    proc = spawn(seaweedfs_command(weed, data_dir, ports), seaweedfs_env(key, secret), log)
+    proc = spawn(
+        seaweedfs_command(weed, data_dir, ports),
+        seaweedfs_env(key, secret),
+        log,
+        preexec_fn=die_with_parent,
+    )
     server = EmbeddedS3(
         endpoint_url=f"http://{LOOPBACK}:{ports['s3.port']}",
         access_key_id=key,

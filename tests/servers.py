@@ -39,7 +39,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -245,20 +244,6 @@ class S3Server(ProcessServer):
             self.data_dir = None
 
 
-def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child
-    """In the child: be sent SIGTERM if the parent dies, so no server outlives a killed run."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return
-
-
 _PID_FILE = "server.pid"
 _DIR_PREFIXES = ("s3c-seaweedfs-", "s3c-moto-")
 
@@ -290,7 +275,7 @@ def spawn(
     Its session of its own means a Ctrl-C in the terminal reaches pytest, which then stops the
     servers in order, instead of killing them under running tests.
     """
-    process = embedded.spawn(args, env, log_file, cwd=cwd, preexec_fn=_set_parent_death_signal)
+    process = embedded.spawn(args, env, log_file, cwd=cwd, preexec_fn=embedded.die_with_parent)
     if pid_file is not None:
         pid_file.write_text(str(process.pid))
     return process

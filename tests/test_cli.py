@@ -183,7 +183,12 @@ def test_lab_with_nothing_configured_runs_on_an_embedded_server(tmp_path: Path) 
         assert _weed_pids(tmp_path / "data")
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # its SeaweedFS gets SIGTERM when it dies (parent-death signal)
+            out, _ = proc.communicate()
+            raise
     assert "using an embedded local S3 server" in out
     assert str(tmp_path / "data" / "s3contents" / "seaweedfs") in out
     assert "embedded S3 server stopped" in out
