@@ -64,7 +64,10 @@ def _configured_bucket(config: Any) -> str | None:
 
 def _run(cmd: list[str], env: dict[str, str]) -> int:
     """Run JupyterLab in the foreground until it exits; forward termination signals."""
-    proc = subprocess.Popen(cmd, env=env)
+    from .embedded import die_with_parent
+
+    # JupyterLab gets SIGTERM if this command is killed outright (no orphan server).
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent)
 
     def forward(signum: int, _frame: Any) -> None:
         if proc.poll() is None:

@@ -10,7 +10,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 from servers import S3Server, free_ports
 
 
@@ -125,21 +124,11 @@ def _get(url: str, token: str) -> int:
 
 
 def _weed_pids(data_home: Path) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "weed" in cmdline and str(data_home) in cmdline:
-            pids.append(int(entry.name))
-    return pids
+    return _pids_with("weed", str(data_home))
 
 
-def test_lab_with_nothing_configured_runs_on_an_embedded_server(tmp_path: Path) -> None:
-    pytest.importorskip("jupyterlab", reason="the [lab] extra is not installed")
+def _start_lab(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+    """``s3contents lab`` with nothing configured, answering on a free port."""
     (port,) = free_ports(1)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_S3_", "JPYNB_S3_"))}
     env.update(XDG_DATA_HOME=str(tmp_path / "data"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
@@ -161,17 +150,49 @@ def test_lab_with_nothing_configured_runs_on_an_embedded_server(tmp_path: Path) 
         stderr=subprocess.STDOUT,
         text=True,
     )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if _get(f"http://127.0.0.1:{port}/api/contents", "t0k") == 200:
+                return proc, port
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, _ = proc.communicate()
+            raise AssertionError(f"JupyterLab did not answer:\n{out}")
+        time.sleep(0.5)
+
+
+def _pids_with(*texts: str) -> list[int]:
+    """Live processes whose command line holds every one of ``texts``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
             try:
-                if _get(f"http://127.0.0.1:{port}/api/contents", "t0k") == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "JupyterLab did not answer"
-            time.sleep(0.5)
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                state = (entry / "stat").read_text().split(") ", 1)[1][0]
+            except (OSError, IndexError):
+                continue
+            if all(t in cmdline for t in texts) and state != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_lab_killed_outright_leaves_no_process(tmp_path: Path) -> None:
+    proc, port = _start_lab(tmp_path)
+    assert _pids_with(f"--port={port}") and _weed_pids(tmp_path / "data")
+    proc.kill()  # SIGKILL: no chance to clean up; the children get the parent-death signal
+    proc.communicate()
+    deadline = time.monotonic() + 30
+    while _pids_with(f"--port={port}") or _weed_pids(tmp_path / "data"):
+        assert time.monotonic() < deadline, "JupyterLab or SeaweedFS outlived s3contents lab"
+        time.sleep(0.5)
+
+
+def test_lab_with_nothing_configured_runs_on_an_embedded_server(tmp_path: Path) -> None:
+    proc, port = _start_lab(tmp_path)
+    try:
         req = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/contents/hello.txt",
             data=b'{"type": "file", "format": "text", "content": "kept"}',
