@@ -1,0 +1,10 @@
+"""Fixtures for the reliability tests (``tests/reliability``): see ``s3_fixtures``."""
+
+from s3_fixtures import (  # noqa: F401  (fixtures)
+    cm,
+    extra_cm_config,
+    jp_server_config,
+    jp_serverapp,
+    make_cm,
+    s3,
+)
