@@ -18,6 +18,7 @@ from .errors import BadRequest, NotFound
 __all__ = [
     "CHECKPOINT_DIR",
     "MAX_KEY_BYTES",
+    "RENAME_JOURNAL",
     "KeyMapper",
     "is_hidden_path",
     "join_api",
@@ -27,6 +28,10 @@ __all__ = [
 
 #: Folder holding checkpoints, laid out as Jupyter's local manager does.
 CHECKPOINT_DIR = ".ipynb_checkpoints"
+#: Journal of a folder rename in progress, in the new folder: ``{"from": old API path}``.
+#: Written create-only before the first copy and deleted after the last deletion, it claims
+#: the new name against a racing rename and lets a rename that failed half-way be retried.
+RENAME_JOURNAL = ".s3contents-rename"
 #: S3 refuses keys longer than this many UTF-8 bytes.
 MAX_KEY_BYTES = 1024
 #: Longest single name we accept (most file systems' limit, so a bucket can be synced).

@@ -9,14 +9,19 @@ errors of :mod:`s3contents.errors` (``NotFound``, ``Conflict``, ``Forbidden``,
 from __future__ import annotations
 
 import abc
+import asyncio
+import builtins
 import enum
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
-from ..errors import Forbidden
+from ..errors import Forbidden, Unavailable
+
+_T = TypeVar("_T")
 
 __all__ = ["Listing", "ObjectInfo", "PutMode", "Storage", "UploadPart"]
 
@@ -73,6 +78,27 @@ class Storage(abc.ABC):
         #: Requests sent, by kind (``LIST``, ``GET``, ``HEAD``, ``PUT``, ``COPY``,
         #: ``DELETE``, ``POST``); the figure round-trip budgets are measured with.
         self.stats: Counter[str] = Counter()
+        #: Seconds one request may take, its retries included, before it fails with
+        #: :class:`Unavailable`; ``None`` or 0: no limit beyond the SDK's own timeouts.
+        self.request_timeout: float | None = None
+
+    async def _bounded(self, awaitable: Awaitable[_T], what: str, key: str | None = None) -> _T:
+        """Await one request (with its retries) within :attr:`request_timeout`.
+
+        Slow or stalled storage then answers 503 after a known time instead of holding the
+        request (and the client waiting on it) open.
+        """
+        limit = self.request_timeout
+        if not limit:
+            return await awaitable
+        try:
+            return await asyncio.wait_for(awaitable, limit)
+        except asyncio.TimeoutError:
+            raise Unavailable(
+                f"Object storage {self.url} did not answer {what} within {limit:g} s; "
+                "try again later",
+                path=key,
+            ) from None
 
     # -- reads ----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -129,12 +155,22 @@ class Storage(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def delete(self, key: str) -> None:
-        """Delete one key (no error if absent)."""
+    async def delete(self, key: str, *, etag: str | None = None) -> None:
+        """Delete one key (no error if absent).
+
+        With ``etag``, only while the object is still that version: :class:`Conflict` if it
+        was replaced meanwhile (a save racing a rename must not be deleted unseen).
+        """
 
     @abc.abstractmethod
-    async def delete_many(self, keys: Iterable[str]) -> None:
-        """Delete many keys in as few requests as the store allows."""
+    async def delete_many(
+        self, keys: Iterable[str], *, etags: Mapping[str, str] | None = None
+    ) -> builtins.list[str]:
+        """Delete many keys in as few requests as the store allows.
+
+        Keys with an entry in ``etags`` are deleted only while they are still that version;
+        returns those that were not because they changed meanwhile (``[]`` normally).
+        """
 
     # -- multipart ------------------------------------------------------------------------
     @abc.abstractmethod

@@ -47,7 +47,7 @@ import logging
 import os
 import random
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -286,6 +286,12 @@ class GCSStorage(Storage):
         return f"b/{quote(self.bucket, safe='')}/o/{quote(key, safe='')}"
 
     async def _call(
+        self, kind: str, method: str, url: str, key: str | None = None, **kwargs: Any
+    ) -> aiohttp.ClientResponse:
+        """:meth:`_send` within the request time limit (retries included)."""
+        return await self._bounded(self._send(kind, method, url, key, **kwargs), kind, key)
+
+    async def _send(
         self,
         kind: str,
         method: str,
@@ -546,42 +552,58 @@ class GCSStorage(Storage):
             # Large objects across locations or classes are copied in steps.
             params["rewriteToken"] = body["rewriteToken"]
 
-    async def delete(self, key: str) -> None:
-        url = self._api_url(self._object_path(key))
+    async def delete(self, key: str, *, etag: str | None = None) -> None:
+        params = {"ifGenerationMatch": etag} if etag else None
+        url = self._api_url(self._object_path(key), params)
         await self._request("DELETE", "DELETE", url, key, ok=(404,))
 
-    async def delete_many(self, keys: Iterable[str]) -> None:
+    async def delete_many(
+        self, keys: Iterable[str], *, etags: Mapping[str, str] | None = None
+    ) -> builtins.list[str]:
         todo = builtins.list(dict.fromkeys(keys))
+        etags = etags or {}
+        changed: builtins.list[str] = []
         if not todo:
-            return
+            return changed
         if self._batch_supported:
             batches = [todo[i : i + _BATCH] for i in range(0, len(todo), _BATCH)]
             gate = asyncio.Semaphore(_BATCH_CONCURRENCY)
 
-            async def one(batch: builtins.list[str]) -> bool:
+            async def one(batch: builtins.list[str]) -> builtins.list[str] | None:
                 async with gate:
-                    return await self._delete_batch(batch)
+                    return await self._delete_batch(batch, etags)
 
             done = await asyncio.gather(*(one(b) for b in batches))
-            todo = [k for b, ok in zip(batches, done, strict=True) if not ok for k in b]
+            todo = [k for b, res in zip(batches, done, strict=True) if res is None for k in b]
+            changed = [k for res in done if res for k in res]
             if not todo:
-                return
+                return changed
         gate = asyncio.Semaphore(self.max_concurrency)
 
         async def single(key: str) -> None:
             async with gate:
-                await self.delete(key)
+                try:
+                    await self.delete(key, etag=etags.get(key))
+                except Conflict:
+                    changed.append(key)
 
         await asyncio.gather(*(single(k) for k in todo))
+        return changed
 
-    async def _delete_batch(self, keys: builtins.list[str]) -> bool:
-        """One batch request deleting ``keys``; False if the server has no batch endpoint."""
+    async def _delete_batch(
+        self, keys: builtins.list[str], etags: Mapping[str, str]
+    ) -> builtins.list[str] | None:
+        """One batch request deleting ``keys``: the keys that changed meanwhile (their
+        generation no longer the one in ``etags``), or None if the server has no batch
+        endpoint."""
         boundary = f"s3contents{secrets.token_hex(12)}"
         parts = []
         for i, key in enumerate(keys):
+            generation = etags.get(key)
+            query = f"?ifGenerationMatch={quote(generation, safe='')}" if generation else ""
             parts.append(
                 f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: <{i + 1}>\r\n"
-                f"\r\nDELETE /storage/v1/{self._object_path(key)} HTTP/1.1\r\n\r\n\r\n"
+                f"\r\nDELETE /storage/v1/{self._object_path(key)}{query} HTTP/1.1\r\n\r\n\r\n"
             )
         body = ("".join(parts) + f"--{boundary}--\r\n").encode()
         url = f"{self.location}/batch/storage/v1"
@@ -598,16 +620,17 @@ class GCSStorage(Storage):
             if err.status in (404, 405, 501):
                 log.info("%s has no batch endpoint: deleting objects one by one", self.location)
                 self._batch_supported = False
-                return False
+                return None
             raise self._translate(err, "DELETE", keys[0], False) from None
         statuses = _batch_statuses(await resp.read(), resp.headers.get("Content-Type", ""))
         if len(statuses) != len(keys):
             self._batch_supported = False
-            return False
+            return None
+        changed = [key for key, (status, _) in zip(keys, statuses, strict=True) if status == 412]
         failed = [
             (key, status)
             for key, (status, _) in zip(keys, statuses, strict=True)
-            if status >= 300 and status != 404
+            if status >= 300 and status not in (404, 412)
         ]
         if failed:
             key, status = failed[0]
@@ -617,7 +640,7 @@ class GCSStorage(Storage):
                 f"Could not delete {len(failed)} object(s), first {key}: {first.message}",
                 path=key,
             )
-        return True
+        return changed
 
     # -- multipart: resumable uploads -----------------------------------------------------
     async def multipart_begin(self, key: str, content_type: str | None = None) -> str:

@@ -12,7 +12,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -198,6 +198,9 @@ class S3Storage(Storage):
 
     # -- the choke point ------------------------------------------------------------------
     async def _call(self, op: str, key: str | None = None, **kwargs: Any) -> Any:
+        return await self._bounded(self._send(op, key, **kwargs), op, key)
+
+    async def _send(self, op: str, key: str | None = None, **kwargs: Any) -> Any:
         client = await self._get_client()
         if op in _WRITES and self._write_kwargs:
             allowed = self._members(client, op)
@@ -264,7 +267,11 @@ class S3Storage(Storage):
         )
 
     async def get(self, key: str) -> tuple[bytes, ObjectInfo]:
-        r = await self._call("GetObject", key, Key=key)
+        # The body is read within the same time limit as the request.
+        return await self._bounded(self._get(key), "GetObject", key)
+
+    async def _get(self, key: str) -> tuple[bytes, ObjectInfo]:
+        r = await self._send("GetObject", key, Key=key)
         try:
             async with r["Body"] as body:
                 data = await body.read()
@@ -361,26 +368,48 @@ class S3Storage(Storage):
         modified = r.get("CopyObjectResult", {}).get("LastModified")
         return _utc(modified) if modified else None
 
-    async def delete(self, key: str) -> None:
-        await self._call("DeleteObject", key, Key=key)
+    async def delete(self, key: str, *, etag: str | None = None) -> None:
+        if etag is None:
+            await self._call("DeleteObject", key, Key=key)
+            return
+        try:
+            await self._call("DeleteObject", key, Key=key, IfMatch=f'"{etag}"')
+        except NotFound:
+            return  # gone already: nothing of that version is left to lose
+        except Conflict:
+            # SeaweedFS answers 412 for a missing key too (AWS 404): which is it?
+            try:
+                await self.head(key)
+            except NotFound:
+                return
+            raise
 
-    async def delete_many(self, keys: Iterable[str]) -> None:
+    async def delete_many(
+        self, keys: Iterable[str], *, etags: Mapping[str, str] | None = None
+    ) -> builtins.list[str]:
+        changed: builtins.list[str] = []
         batch: builtins.list[str] = []
         for key in keys:
             batch.append(key)
             if len(batch) == 1000:
-                await self._delete_batch(batch)
+                changed += await self._delete_batch(batch, etags or {})
                 batch = []
         if batch:
-            await self._delete_batch(batch)
+            changed += await self._delete_batch(batch, etags or {})
+        return changed
 
-    async def _delete_batch(self, keys: builtins.list[str]) -> None:
-        r = await self._call(
-            "DeleteObjects",
-            keys[0],
-            Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True},
-        )
-        errors = [e for e in r.get("Errors", ()) if e.get("Code") != "NoSuchKey"]
+    async def _delete_batch(
+        self, keys: builtins.list[str], etags: Mapping[str, str]
+    ) -> builtins.list[str]:
+        objects: builtins.list[dict[str, str]] = []
+        for k in keys:
+            etag = etags.get(k)
+            objects.append({"Key": k, "ETag": f'"{etag}"'} if etag else {"Key": k})
+        r = await self._call("DeleteObjects", keys[0], Delete={"Objects": objects, "Quiet": True})
+        changed = [e.get("Key", "") for e in r.get("Errors", ()) if e.get("Code") in _PRECONDITION]
+        errors = [
+            e for e in r.get("Errors", ()) if e.get("Code") not in _PRECONDITION | {"NoSuchKey"}
+        ]
         if errors:
             first = errors[0]
             code = first.get("Code", "")
@@ -389,6 +418,7 @@ class S3Storage(Storage):
                 f"Could not delete {len(errors)} object(s), first {first.get('Key')}: {code}",
                 path=first.get("Key"),
             )
+        return changed
 
     # -- multipart ------------------------------------------------------------------------
     async def multipart_begin(self, key: str, content_type: str | None = None) -> str:

@@ -156,7 +156,7 @@ async def test_rename_and_delete_file_and_folder(
     await gcs_cm.rename("d", "e")
     stats = _stats(gcs_cm)
     assert stats["COPY"] == 7  # marker, 5 files, the notebook
-    assert stats["DELETE"] == 1  # one batch
+    assert stats["DELETE"] == 2  # one batch, then the rename journal
     assert _keys(gcs_server, gcs_config) == sorted(
         ["e/.gcskeep", "e/m.ipynb", *(f"e/s/f{i}.txt" for i in range(5))]
     )

@@ -16,6 +16,8 @@ honouring the contract makes the suite say so), or pins that server's behaviour 
 * moto ignores ``If-None-Match: *`` on CopyObject (AWS honours it): a create-only copy
   overwrites there;
 * moto answers 500 instead of ``NoSuchUpload`` (404) for a part sent to an aborted upload;
+* moto ignores the ``ETag`` condition of ``DeleteObjects`` entries (SeaweedFS honours it);
+* fake-gcs-server ignores ``ifGenerationMatch`` on object deletes (GCS answers 412);
 * fake-gcs-server ignores ``ifGenerationMatch=0`` on ``rewriteTo`` (GCS answers 412);
 * fake-gcs-server answers requests for objects in a missing bucket with the bare 404 of a
   missing object (GCS says the bucket does not exist), and accepts any token (it does not
@@ -31,7 +33,8 @@ honouring the contract makes the suite say so), or pins that server's behaviour 
   admin credentials); AWS, moto and GCS refuse.
 
 And where servers answer differently but the adapter hides it: ``If-Match`` on a missing
-key is 412 on SeaweedFS, 404 on AWS and moto (both a ``Conflict``); S3 pages hold up to
+key is 412 on SeaweedFS, 404 on AWS and moto (both a ``Conflict`` for a write; a conditional
+delete of a missing key is no error); S3 pages hold up to
 10000 keys on SeaweedFS and moto when asked, 1000 on AWS (``test_pagination_with_small_pages``
 reproduces small pages everywhere).
 """
@@ -447,6 +450,55 @@ async def test_delete_many_past_1000_keys(storage: Storage, prefix: str, backend
     # SeaweedFS lists the emptied folder's own ``many/`` entry (see the next test).
     leftover = [f"{prefix}many/"] if backend.keeps_emptied_folders else []
     assert [o.key for o in (await storage.list(f"{prefix}many/")).objects] == leftover
+
+
+async def test_conditional_delete(storage: Storage, prefix: str, xfail_on: XfailOn) -> None:
+    """``delete(etag=...)`` deletes only that version: a save racing a rename survives."""
+    xfail_on("fake-gcs-server", "ignores ifGenerationMatch on object deletes (GCS answers 412)")
+    first = await storage.put(f"{prefix}x", b"1")
+    second = await storage.put(f"{prefix}x", b"2")
+    assert first and second and first != second
+    with pytest.raises(Conflict):
+        await storage.delete(f"{prefix}x", etag=first)
+    data, _ = await storage.get(f"{prefix}x")
+    assert data == b"2"
+    await storage.delete(f"{prefix}x", etag=second)
+    with pytest.raises(NotFound):
+        await storage.head(f"{prefix}x")
+    await storage.delete(f"{prefix}x", etag=second)  # gone already: no error
+
+
+async def test_delete_many_with_etags_keeps_changed_objects(
+    storage: Storage, prefix: str, xfail_on: XfailOn
+) -> None:
+    xfail_on("moto", "ignores the ETag condition of DeleteObjects entries and deletes anyway")
+    xfail_on("fake-gcs-server", "ignores ifGenerationMatch on object deletes (GCS answers 412)")
+    old = {k: await storage.put(f"{prefix}{k}", b"1") for k in ("a", "b", "c")}
+    await storage.put(f"{prefix}b", b"2")  # saved again after the listing
+    etags = {f"{prefix}{k}": str(e) for k, e in old.items()}
+    changed = await storage.delete_many(
+        [f"{prefix}a", f"{prefix}b", f"{prefix}c", f"{prefix}absent"], etags=etags
+    )
+    assert changed == [f"{prefix}b"]
+    left = await collect(storage.list_all(prefix))
+    assert [o.key for o in left] == [f"{prefix}b"]
+    assert (await storage.get(f"{prefix}b"))[0] == b"2"
+    assert await storage.delete_many([f"{prefix}b"], etags={f"{prefix}b": left[0].etag or ""}) == []
+
+
+async def test_request_timeout_is_unavailable(backend: Backend, prefix: str) -> None:
+    """A request that takes longer than ``request_timeout`` fails as 503, not later."""
+    async with opened(backend) as storage:
+        await storage.put(f"{prefix}x", b"1")
+        storage.request_timeout = 1e-6
+        began = time.monotonic()
+        with pytest.raises(Unavailable, match="did not answer"):
+            await storage.get(f"{prefix}x")
+        with pytest.raises(Unavailable, match="did not answer"):
+            await storage.list(prefix)
+        assert time.monotonic() - began < 2
+        storage.request_timeout = 30
+        assert (await storage.get(f"{prefix}x"))[0] == b"1"
 
 
 # --------------------------------------------------------------------------- server differences

@@ -186,6 +186,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "max_concurrency": ("7", 7),
     "upload_part_size": ("6291456", 6291456),
     "upload_timeout": ("12.5", 12.5),
+    "request_timeout": ("2.5", 2.5),
 }
 #: Settings that are only valid in pairs.
 PARTNERS = {"access_key_id": "secret_access_key", "secret_access_key": "access_key_id"}
@@ -268,6 +269,7 @@ def test_config_beats_env_for_the_manager(clean_env: pytest.MonkeyPatch) -> None
         ("JPYNB_S3_S3FS_ADDITIONAL_KWARGS", "{oops"),
         ("S3CONTENTS_MAX_CONCURRENCY", "lots"),
         ("S3CONTENTS_UPLOAD_TIMEOUT", "soon"),
+        ("S3CONTENTS_REQUEST_TIMEOUT", "never"),
     ],
 )
 def test_bad_env_value_fails_construction(
