@@ -18,6 +18,7 @@ import contextlib
 import functools
 import hashlib
 import inspect
+import json
 import os
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -33,6 +34,7 @@ from . import models
 from .errors import (
     AlreadyExists,
     BadRequest,
+    Conflict,
     ContentsError,
     NotEmpty,
     NotFound,
@@ -40,6 +42,7 @@ from .errors import (
 )
 from .paths import (
     CHECKPOINT_DIR,
+    RENAME_JOURNAL,
     KeyMapper,
     is_hidden_path,
     join_api,
@@ -138,6 +141,15 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         Environment variable: S3CONTENTS_UPLOAD_PART_SIZE.""",
     ).tag(env="S3CONTENTS_UPLOAD_PART_SIZE")
 
+    request_timeout = Float(
+        60.0,
+        config=True,
+        help="""Seconds one storage request may take, retries included, before the
+        operation fails with 503 (storage unavailable) instead of keeping the client
+        waiting. 0 means no limit beyond the SDK's own connect and read timeouts. Default:
+        60. Environment variable: S3CONTENTS_REQUEST_TIMEOUT.""",
+    ).tag(env="S3CONTENTS_REQUEST_TIMEOUT")
+
     upload_timeout = Float(
         600.0,
         config=True,
@@ -229,6 +241,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         """The storage adapter (built on first use)."""
         if self._storage is None:
             self._storage = self._build_storage()
+            self._storage.request_timeout = self.request_timeout or None
         return self._storage
 
     @storage.setter
@@ -304,12 +317,12 @@ class ObjectStoreContentsManager(AsyncContentsManager):
     def _reserved(self, api_path: str) -> bool:
         """Names the package owns: folder markers and the checkpoint folders."""
         names = api_path.split("/")
-        return names[-1] == self.folder_marker or CHECKPOINT_DIR in names
+        return names[-1] in (self.folder_marker, RENAME_JOURNAL) or CHECKPOINT_DIR in names
 
     def _check_readable(self, api_path: str) -> None:
         if api_path and (
             (not self.allow_hidden and is_hidden_path(api_path))
-            or api_path.split("/")[-1] == self.folder_marker
+            or api_path.split("/")[-1] in (self.folder_marker, RENAME_JOURNAL)
         ):
             raise NotFound(f"file or directory does not exist: {api_path!r}", path=api_path)
 
@@ -322,7 +335,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             raise BadRequest(f"Cannot {verb} file or directory {api_path!r}", path=api_path)
 
     def _listable(self, name: str) -> bool:
-        if name in (self.folder_marker, CHECKPOINT_DIR) or not name:
+        if name in (self.folder_marker, CHECKPOINT_DIR, RENAME_JOURNAL) or not name:
             return False
         if not self.allow_hidden and name.startswith("."):
             return False
@@ -824,12 +837,18 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         return [o async for o in self.storage.list_all(self.keys.dir_prefix(api_path))]
 
     async def _copy_tree(
-        self, src: str, dst: str, objects: list[ObjectInfo] | None = None
+        self,
+        src: str,
+        dst: str,
+        objects: list[ObjectInfo] | None = None,
+        *,
+        mode: PutMode = PutMode.CREATE,
     ) -> list[str]:
         """Copy every object under folder ``src`` to folder ``dst``; returns the new keys.
 
-        Copies run concurrently (bounded). If one fails, the copies already made are
-        deleted again, so the source stays the only complete tree.
+        Copies run concurrently (bounded). If one fails, create-only copies already made
+        are deleted again, so the source stays the only complete tree (a resumed rename,
+        ``mode=OVERWRITE``, leaves them: the source is complete anyway).
         """
         src_prefix, dst_prefix = self.keys.dir_prefix(src), self.keys.dir_prefix(dst)
         if objects is None:
@@ -847,20 +866,19 @@ class ObjectStoreContentsManager(AsyncContentsManager):
 
         async def one(src_key: str, dst_key: str) -> None:
             async with sem:
-                await self.storage.copy(src_key, dst_key, mode=PutMode.CREATE)
+                await self.storage.copy(src_key, dst_key, mode=mode)
                 done.append(dst_key)
 
         results = await asyncio.gather(*(one(s, d) for s, d in pairs), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
-            try:
-                await self.storage.delete_many(done)
-            except ContentsError:
-                self.log.warning("Could not roll back a partial copy to %s", dst)
-            first = failures[0]
-            if isinstance(first, ContentsError):
-                raise first
-            raise first
+            if mode is PutMode.CREATE:
+                try:
+                    await self.storage.delete_many(done)
+                except ContentsError:
+                    self.log.warning("Could not roll back a partial copy to %s", dst)
+                    raise failures[0] from None
+            raise failures[0]
         return [d for _, d in pairs]
 
     # -- rename / delete ------------------------------------------------------------------
@@ -877,38 +895,123 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         self._check_writable(new, "rename to")
         same_parent = split_api(old)[0] == split_api(new)[0]
         info = await self._file_info(old)
-        if info is not None:
-            if not same_parent:
-                await self._check_parent(new)
-            # The HEAD is for servers that ignore If-None-Match on CopyObject (moto, some
-            # S3-compatible stores, fake-gcs-server); the create-only copy still closes the
-            # race where the store honours it (AWS, SeaweedFS, GCS).
-            if await self._file_info(new) is not None or await self._dir_exists_cheap(new):
-                raise AlreadyExists(f"File already exists: {new}", path=new)
-            try:
-                await self.storage.copy(self.keys.key(old), self.keys.key(new), mode=PutMode.CREATE)
-            except AlreadyExists:
-                raise AlreadyExists(f"File already exists: {new}", path=new) from None
-            await self.storage.delete(self.keys.key(old))
-            return False
+        if info is None:
+            await self._rename_dir(old, new, same_parent)
+            return True
+        if not same_parent:
+            await self._check_parent(new)
+        # The HEAD is for servers that ignore If-None-Match on CopyObject (moto, some
+        # S3-compatible stores, fake-gcs-server); the create-only copy still closes the
+        # race where the store honours it (AWS, SeaweedFS, GCS).
+        if await self._file_info(new) is not None or await self._dir_exists_cheap(new):
+            raise AlreadyExists(f"File already exists: {new}", path=new)
+        new_key = self.keys.key(new)
+        try:
+            await self.storage.copy(self.keys.key(old), new_key, mode=PutMode.CREATE)
+        except AlreadyExists:
+            raise AlreadyExists(f"File already exists: {new}", path=new) from None
+        try:
+            # Only the version copied: a save that landed meanwhile must not vanish.
+            await self.storage.delete(self.keys.key(old), etag=info.etag)
+        except Conflict:
+            await self.storage.delete(new_key)
+            raise Conflict(
+                f"{old} was saved while it was being renamed; nothing was renamed, try again",
+                path=old,
+            ) from None
+        return False
+
+    async def _rename_dir(self, old: str, new: str, same_parent: bool) -> None:
+        """Rename a folder: copy its tree, then delete the source, under a journal.
+
+        The journal (``new/.s3contents-rename``, written create-only) claims ``new``: a
+        second rename to the same name gets 409. If storage fails half-way, every file is
+        at its old path, its new path or both, and the journal stays: renaming again
+        resumes (copies what is left, overwriting partial copies with the source, which
+        is complete) instead of answering 409. Objects saved in the source while it is
+        being moved are not deleted unseen: their deletion is conditional on the version
+        copied, and a changed one is copied again.
+        """
         objects = await self._tree_keys(old)
-        emptied: list[str] = []
+        journal = self.keys.dir_prefix(new) + RENAME_JOURNAL
+        resume = False
+        if await self._file_info(new) is not None:
+            raise AlreadyExists(f"File already exists: {new}", path=new)
+        if await self._dir_exists(new):
+            if not await self._journal_of(journal, old):
+                raise AlreadyExists(f"File already exists: {new}", path=new)
+            resume = True
+            if not objects:  # an earlier attempt moved everything but its journal
+                await self.storage.delete(journal)
+                return
+        if new.startswith(old + "/"):
+            raise BadRequest(f"Cannot move {old} into itself", path=new)
         if not objects:
             emptied = await self._emptied_folder_entries(old)
             if not emptied:
                 raise NotFound(f"File or directory does not exist: {old}", path=old)
-        if await self._file_info(new) is not None or await self._dir_exists(new):
-            raise AlreadyExists(f"File already exists: {new}", path=new)
-        if new.startswith(old + "/"):
-            raise BadRequest(f"Cannot move {old} into itself", path=new)
+            if not same_parent:
+                await self._check_parent(new)
+            await self._copy_tree(old, new, [])  # writes new's marker
+            await self.storage.delete_many(emptied)
+            return
         if not same_parent:
             await self._check_parent(new)
-        await self._copy_tree(old, new, objects)  # no objects: writes new's marker
-        if objects:
-            await self._delete_tree(old, objects)
-        else:
-            await self.storage.delete_many(emptied)
-        return True
+        if not resume:
+            try:
+                await self.storage.put(
+                    journal, json.dumps({"from": old}).encode(), mode=PutMode.CREATE
+                )
+            except AlreadyExists:
+                raise AlreadyExists(f"File already exists: {new}", path=new) from None
+        # A journal left in the source by an earlier rename into it is deleted, not moved.
+        stale = self.keys.dir_prefix(old) + RENAME_JOURNAL
+        moving = [o for o in objects if o.key != stale]
+        try:
+            await self._copy_tree(
+                old, new, moving, mode=PutMode.OVERWRITE if resume else PutMode.CREATE
+            )
+        except ContentsError:
+            if not resume:
+                # The copies were rolled back (else _copy_tree says so and re-raises
+                # before this); release the name too.
+                with contextlib.suppress(ContentsError):
+                    await self.storage.delete(journal)
+            raise
+        src_prefix, dst_prefix = self.keys.dir_prefix(old), self.keys.dir_prefix(new)
+
+        async def copy_again(keys: list[str]) -> None:
+            for key in keys:
+                await self._move_changed(key, dst_prefix + key[len(src_prefix) :])
+
+        await self._delete_tree(old, objects, on_changed=copy_again)
+        await self.storage.delete(journal)
+
+    async def _journal_of(self, journal: str, old: str) -> bool:
+        """True when ``journal`` records an unfinished rename from ``old``."""
+        try:
+            data, _ = await self.storage.get(journal)
+        except NotFound:
+            return False
+        try:
+            return bool(json.loads(data).get("from") == old)
+        except (ValueError, AttributeError):
+            return False
+
+    async def _move_changed(self, src_key: str, dst_key: str) -> None:
+        """Move one object that was saved again while its folder was being renamed."""
+        for _ in range(5):
+            try:
+                info = await self.storage.head(src_key)
+            except NotFound:
+                return  # deleted or moved by someone else meanwhile
+            await self.storage.copy(src_key, dst_key)
+            try:
+                await self.storage.delete(src_key, etag=info.etag)
+                return
+            except Conflict:
+                continue
+        raise Conflict(f"{src_key} keeps changing while being renamed; try again", path=src_key)
 
     async def _emptied_folder_entries(self, api_path: str) -> list[str]:
         """Folder entries of a folder that holds no object any more, deepest first.
@@ -931,12 +1034,19 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             todo.extend(listing.prefixes)
         return sorted(found, key=len, reverse=True)
 
-    async def _delete_tree(self, api_path: str, objects: list[ObjectInfo]) -> None:
+    async def _delete_tree(
+        self,
+        api_path: str,
+        objects: list[ObjectInfo],
+        on_changed: Callable[[list[str]], Awaitable[None]] | None = None,
+    ) -> None:
         """Delete every listed object of a folder, then the folder entries themselves.
 
         Some servers (SeaweedFS) keep an emptied folder visible as a ``folder/`` entry until
         that key is deleted; AWS has no such entries. Deleting them (deepest first, after
-        the objects) makes the folder disappear on both.
+        the objects) makes the folder disappear on both. With ``on_changed``, objects are
+        deleted only while they are the listed version, and those saved again meanwhile
+        are passed to it (a folder rename copies them again and deletes them).
         """
         delim = self.keys.delimiter
         root = self.keys.dir_prefix(api_path)
@@ -947,8 +1057,14 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             for i in range(1, len(parts) + 1):
                 folders.add(root + delim.join(parts[:i]) + delim)
         keys = [o.key for o in objects if not o.key.endswith(delim)]
-        # One batch request for both: the folder entries come last, deepest first.
-        await self.storage.delete_many(keys + sorted(folders, key=len, reverse=True))
+        etags = {o.key: o.etag for o in objects if o.etag} if on_changed else None
+        # One batch request for both: the folder entries come last, deepest first (a
+        # folder entry that still holds an object is not deleted).
+        changed = await self.storage.delete_many(
+            keys + sorted(folders, key=len, reverse=True), etags=etags
+        )
+        if changed and on_changed is not None:
+            await on_changed(changed)
         # A subfolder emptied earlier has no key to find it by, and keeps the folder listed
         # on SeaweedFS. One delimited LIST tells (nothing there on AWS); only then walk.
         if await self.storage.exists_any(root):
@@ -981,7 +1097,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             for o in objects:
                 rel = o.key[len(prefix) :]
                 first = rel.split(self.keys.delimiter, 1)[0]
-                if rel and first not in (self.folder_marker, CHECKPOINT_DIR):
+                if rel and first not in (self.folder_marker, CHECKPOINT_DIR, RENAME_JOURNAL):
                     raise NotEmpty(f"Directory {api_path} not empty", path=api_path)
         await self._delete_tree(api_path, objects)
         return True
