@@ -28,7 +28,7 @@ from typing import Any, TypeVar, cast
 from jupyter_server.services.contents.manager import AsyncContentsManager
 from tornado.web import HTTPError
 from traitlets import Any as AnyTrait
-from traitlets import Bool, Enum, Float, Int, TraitError, Type, default, validate
+from traitlets import Bool, Enum, Float, Int, TraitError, Type, default, observe, validate
 
 from . import models
 from .errors import (
@@ -240,13 +240,20 @@ class ObjectStoreContentsManager(AsyncContentsManager):
     def storage(self) -> Storage:
         """The storage adapter (built on first use)."""
         if self._storage is None:
-            self._storage = self._build_storage()
-            self._storage.request_timeout = self.request_timeout or None
+            self.storage = self._build_storage()
+        assert self._storage is not None
         return self._storage
 
     @storage.setter
     def storage(self, value: Storage) -> None:
+        value.request_timeout = self.request_timeout or None
         self._storage = value
+
+    @observe("request_timeout")
+    def _request_timeout_changed(self, change: Any) -> None:
+        storage = getattr(self, "_storage", None)  # None until __init__ has run
+        if storage is not None:
+            storage.request_timeout = change["new"] or None
 
     @property
     def keys(self) -> KeyMapper:
