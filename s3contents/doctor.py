@@ -26,7 +26,7 @@ from .errors import (
     NotFound,
     Unavailable,
 )
-from .storage.base import PutMode, Storage
+from .storage.base import Listing, PutMode, Storage
 
 __all__ = ["Check", "run_checks"]
 
@@ -161,7 +161,8 @@ async def run_checks(cm: Any) -> list[Check]:
     data = b"s3contents doctor probe\n"
 
     async def step(name: str, action: Callable[[], Awaitable[Any]], done: str) -> str:
-        """Run one check; returns OK, FAIL, or "credentials" when those were rejected."""
+        """Run one check; returns OK, FAIL, "credentials" when those were rejected, or
+        "denied" when valid credentials were refused the action."""
         try:
             await action()
         except BadCredentials as err:
@@ -169,7 +170,7 @@ async def run_checks(cm: Any) -> list[Check]:
             return "credentials"
         except Forbidden as err:
             checks.append(Check(name, FAIL, str(err), hint(name)))
-            return FAIL
+            return "denied"
         except ContentsError as err:
             checks.append(Check(name, FAIL, f"{type(err).__name__}: {err}"))
             return FAIL
@@ -177,9 +178,17 @@ async def run_checks(cm: Any) -> list[Check]:
         return OK
 
     where = f"under {root!r}" if root else "in the bucket"
-    if await step("list", lambda: storage.list(root), f"allowed {where}") == "credentials":
+    listed: list[Listing] = []
+
+    async def list_root() -> None:
+        listed.append(await storage.list(root))
+
+    if await step("list", list_root, f"allowed {where}") == "credentials":
         return checks
-    if await step("write", lambda: storage.put(probe, data), f"allowed {where}") != OK:
+    wrote = await step("write", lambda: storage.put(probe, data), f"allowed {where}")
+    if wrote == "denied":
+        await _read_only(step, checks, storage, listed, where)
+    if wrote != OK:
         return checks
     try:
 
@@ -203,6 +212,30 @@ async def run_checks(cm: Any) -> list[Check]:
 
         await step("delete", delete, f"allowed {where}")
     return checks
+
+
+async def _read_only(
+    step: Callable[[str, Callable[[], Awaitable[Any]], str], Awaitable[str]],
+    checks: list[Check],
+    storage: Storage,
+    listed: list[Listing],
+    where: str,
+) -> None:
+    """Writing was denied: do reads work (read-only credentials)? Read a file that is there."""
+    keys = [o.key for o in (listed[0].objects if listed else ()) if not o.key.endswith("/")]
+    if not keys:
+        checks.append(Check("read", SKIP, f"nothing {where} to read (and no probe written)"))
+        return
+    if await step("read", lambda: storage.get(keys[0]), f"allowed ({keys[0]})") == OK:
+        checks.append(
+            Check(
+                "access",
+                WARN,
+                "read-only: Jupyter can list and open files, but every save, new file, "
+                "copy, rename, delete and checkpoint will be refused (403, write access "
+                "denied)",
+            )
+        )
 
 
 async def _conditional(storage: Storage, probe: str, copy: str, data: bytes) -> Check:

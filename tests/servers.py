@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar, TypeVar
@@ -325,12 +325,20 @@ def start_seaweedfs(
     weed: str | None = None,
     volume_max: int = 1000,
     volume_size_limit_mb: int = 64,
+    s3_config: Mapping[str, Any] | None = None,
 ) -> S3Server:
     """Start ``weed mini`` on free loopback ports, enforcing the given (or random) credentials.
 
     The data go to a new temporary directory unless ``data_dir`` is given; a temporary one is
     removed by :meth:`S3Server.stop`.  Every bucket takes at least one volume of
     ``volume_size_limit_mb`` (files are sparse), hence the generous ``volume_max``.
+
+    ``s3_config``: more S3 identities, as SeaweedFS's ``-s3.config`` JSON document
+    (``{"identities": [{"name": ..., "credentials": [{"accessKey": ..., "secretKey": ...}],
+    "actions": ["Read", "List", ...]}]}``; actions ``Admin``, ``Read``, ``List``, ``Write``,
+    ``Tagging``, optionally ``Action:bucket``).  They come in addition to the server's own
+    admin identity (``access_key_id``/``secret_access_key``, which ``weed mini`` makes from
+    its environment): :attr:`S3Server.admin` keeps every right.
     """
     binary = weed or find_weed()
     _sweep_stale_dirs()
@@ -350,6 +358,11 @@ def start_seaweedfs(
             f"-volume.max={volume_max}",
             f"-master.volumeSizeLimitMB={volume_size_limit_mb}",
         ]
+        if s3_config is not None:
+            config_path = directory / "s3-identities.json"
+            config_path.write_text(json.dumps(s3_config))
+            config_path.chmod(0o600)
+            extra.append(f"-s3.config={config_path}")
         # Unix sockets default to /tmp/seaweedfs-<service>-<port>.sock; keep the ones that can
         # be moved inside the data directory (socket paths are limited to ~100 bytes).
         for service in ("s3", "filer"):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from ..errors import Forbidden, Unavailable
+from ..errors import BadCredentials, Forbidden, Unavailable
 
 _T = TypeVar("_T")
 
@@ -217,6 +217,8 @@ class Storage(abc.ABC):
         """
         try:
             await self.check_bucket()
+        except BadCredentials:
+            raise  # wrong credentials are an error everywhere, not a prefix-only user
         except Forbidden:
             logging.getLogger(__name__).info(
                 "Not allowed to look at %s itself; going on (prefix-only access?)", self.url

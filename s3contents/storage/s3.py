@@ -62,6 +62,14 @@ _KIND = {
 }
 #: Operations that create objects: these get SSE and the additional write arguments.
 _WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
+#: Operations that change the bucket: refused ones say "write access denied".
+_CHANGES = _WRITES | {
+    "DeleteObject",
+    "DeleteObjects",
+    "UploadPart",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+}
 
 #: Keys asked for per LIST page. AWS answers at most 1000 whatever we ask; servers that
 #: allow larger pages (SeaweedFS, MinIO) then answer a big folder in one request.
@@ -212,7 +220,10 @@ class S3Storage(Storage):
         try:
             return await method(Bucket=self.bucket, **kwargs)
         except ClientError as err:
-            raise self._translate(err, op, key, kwargs) from None
+            error = self._translate(err, op, key, kwargs)
+            if op in ("HeadObject", "HeadBucket") and type(error) is Forbidden:
+                error = await self._explain_head_403(client, op, key, error)
+            raise error from None
         except (NoCredentialsError, PartialCredentialsError) as err:
             raise Forbidden(
                 f"No usable AWS credentials for {self.url}: {type(err).__name__}. Set "
@@ -224,6 +235,40 @@ class S3Storage(Storage):
                 f"Object storage {self.url} is unreachable ({type(err).__name__}); try again later",
                 path=key,
             ) from None
+
+    async def _explain_head_403(
+        self, client: Any, op: str, key: str | None, error: ContentsError
+    ) -> ContentsError:
+        """A HEAD answer has no body: a 403 to one does not say whether the credentials
+        themselves were rejected. Ask once more with a request whose refusal carries an
+        error code (a one-byte GET of the key, or a LIST of the bucket), so that wrong
+        credentials are reported as such, at start and on every request."""
+        self.stats["GET" if key else "LIST"] += 1
+        try:
+            if key is None:
+                await client.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+            else:
+                r = await client.get_object(Bucket=self.bucket, Key=key, Range="bytes=0-0")
+                async with r["Body"]:
+                    pass
+        except ClientError as err:
+            if str(err.response.get("Error", {}).get("Code", "")) in _BAD_CREDENTIALS:
+                return self._translate(err, op, key, {})
+        except (BotoCoreError, OSError, asyncio.TimeoutError):
+            pass
+        return error
+
+    def _denied(self, code: str, op: str, what: str, key: str | None) -> Forbidden:
+        """Refused access (valid credentials): writes say so, reads name what was refused."""
+        if op in _CHANGES:
+            return Forbidden(
+                f"Write access denied by object storage ({code}) for {what} in {self.url}: "
+                "these credentials are not allowed to write there (read-only?)",
+                path=key,
+            )
+        return Forbidden(
+            f"Access denied by object storage ({code}) for {what} in {self.url}", path=key
+        )
 
     def _translate(
         self, err: ClientError, op: str, key: str | None, kwargs: dict[str, Any]
@@ -246,13 +291,12 @@ class S3Storage(Storage):
             return Conflict(f"A concurrent write to {key} won; try again", path=key)
         if code in _BAD_CREDENTIALS:
             return BadCredentials(
-                f"Object storage rejected the credentials ({code}) for {what} in {self.url}",
+                f"Access denied: object storage at {self.endpoint} rejected the credentials "
+                f"({code}) for {what} in {self.url}",
                 path=key,
             )
         if code in _DENIED or status == 403:
-            return Forbidden(
-                f"Access denied by object storage ({code}) for {what} in {self.url}", path=key
-            )
+            return self._denied(code, op, what, key)
         if code in _BAD or status == 400:
             return BadRequest(f"Object storage refused {what}: {code}", path=key)
         return Unavailable(
@@ -413,8 +457,10 @@ class S3Storage(Storage):
         if errors:
             first = errors[0]
             code = first.get("Code", "")
-            cls = Forbidden if code in _DENIED else Unavailable
-            raise cls(
+            if code in _DENIED:
+                what = f"DeleteObjects of {len(errors)} object(s) (first {first.get('Key')})"
+                raise self._denied(code, "DeleteObjects", what, first.get("Key"))
+            raise Unavailable(
                 f"Could not delete {len(errors)} object(s), first {first.get('Key')}: {code}",
                 path=first.get("Key"),
             )
