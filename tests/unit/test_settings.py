@@ -244,11 +244,15 @@ def test_env_reaches_the_storage_adapter(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("JPYNB_S3_PREFIX", "|team|alice|")
     clean_env.setenv("JPY_S3_DELIMITER", "|")
     clean_env.setenv("S3CONTENTS_MAX_CONCURRENCY", "5")
+    clean_env.setenv("S3CONTENTS_REQUEST_TIMEOUT", "7.5")
     manager = S3ContentsManager()
     assert manager.storage.url == "s3://env-bucket"
     assert manager.keys.prefix == "team|alice"
     assert manager.keys.key("a/b.txt") == "team|alice|a|b.txt"
     assert manager.storage.max_concurrency == 5
+    assert manager.storage.request_timeout == 7.5
+    manager.request_timeout = 0  # 0: no limit, and a change reaches the built adapter
+    assert manager.storage.request_timeout is None
 
 
 def test_config_beats_env_for_the_manager(clean_env: pytest.MonkeyPatch) -> None:
