@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from ..errors import BadCredentials, Forbidden, Unavailable
+from ..metrics import StorageMeter
 
 _T = TypeVar("_T")
 
@@ -73,6 +74,12 @@ class Storage(abc.ABC):
 
     #: A human-readable location for messages, e.g. ``s3://bucket``.
     url: str = ""
+    #: The ``provider`` label of the storage metrics (:mod:`s3contents.metrics`).
+    provider: str = "other"
+    #: ``what`` (as passed to :meth:`_bounded`) -> request kind, where they differ.
+    _kinds: Mapping[str, str] = {}
+    #: The metrics of this adapter, made at its first request.
+    _meter: StorageMeter | None = None
 
     def __init__(self) -> None:
         #: Requests sent, by kind (``LIST``, ``GET``, ``HEAD``, ``PUT``, ``COPY``,
@@ -86,19 +93,39 @@ class Storage(abc.ABC):
         """Await one request (with its retries) within :attr:`request_timeout`.
 
         Slow or stalled storage then answers 503 after a known time instead of holding the
-        request (and the client waiting on it) open.
+        request (and the client waiting on it) open. Every request passes here: it is
+        measured here too, once (:mod:`s3contents.metrics`).
         """
+        meter = self._meter
+        if meter is None:
+            meter = self._meter = StorageMeter(self.provider, getattr(self, "bucket", ""))
         limit = self.request_timeout
-        if not limit:
-            return await awaitable
+        started = meter.start()
+        timed_out = False
         try:
-            return await asyncio.wait_for(awaitable, limit)
-        except asyncio.TimeoutError:
-            raise Unavailable(
-                f"Object storage {self.url} did not answer {what} within {limit:g} s; "
-                "try again later",
-                path=key,
-            ) from None
+            if not limit:
+                result = await awaitable
+            else:
+                try:
+                    result = await asyncio.wait_for(awaitable, limit)
+                except asyncio.TimeoutError:
+                    timed_out = True
+                    raise Unavailable(
+                        f"Object storage {self.url} did not answer {what} within {limit:g} s; "
+                        "try again later",
+                        path=key,
+                    ) from None
+        except BaseException as err:
+            failure = self._error_for_metrics(err, what, key)
+            meter.done(self._kinds.get(what, what), started, failure, timed_out)
+            raise
+        meter.done(self._kinds.get(what, what), started)
+        return result
+
+    def _error_for_metrics(self, err: BaseException, what: str, key: str | None) -> BaseException:
+        """The package error that ``err``, out of a request, stands for: adapters whose
+        requests raise an internal error, translated by their caller, translate it here."""
+        return err
 
     # -- reads ----------------------------------------------------------------------------
     @abc.abstractmethod

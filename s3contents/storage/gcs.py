@@ -189,6 +189,8 @@ class GCSStorage(Storage):
         Attempts per request on throttling, 5xx and dropped connections.
     """
 
+    provider = "gcs"
+
     def __init__(
         self,
         bucket: str,
@@ -370,6 +372,12 @@ class GCSStorage(Storage):
             return await self._call(kind, method, url, key, **kwargs)
         except _HTTPStatusError as err:
             raise self._translate(err, kind, key, create) from None
+
+    def _error_for_metrics(self, err: BaseException, what: str, key: str | None) -> BaseException:
+        # _call raises HTTP errors untranslated (_request and _delete_batch translate them).
+        if isinstance(err, _HTTPStatusError):
+            return self._translate(err, what, key, False)
+        return err
 
     def _translate(
         self, err: _HTTPStatusError, kind: str, key: str | None, create: bool

@@ -136,6 +136,9 @@ class S3Storage(Storage):
         Send unsigned requests.
     """
 
+    provider = "s3"
+    _kinds = _KIND
+
     def __init__(
         self,
         bucket: str,
@@ -235,6 +238,12 @@ class S3Storage(Storage):
                 f"Object storage {self.url} is unreachable ({type(err).__name__}); try again later",
                 path=key,
             ) from None
+
+    def _error_for_metrics(self, err: BaseException, what: str, key: str | None) -> BaseException:
+        # A missing bucket is a failure of the configuration, not an answer (check_bucket).
+        if what == "HeadBucket" and isinstance(err, NotFound):
+            return Unavailable(f"Bucket {self.bucket!r} does not exist")
+        return err
 
     async def _explain_head_403(
         self, client: Any, op: str, key: str | None, error: ContentsError
