@@ -8,7 +8,11 @@
 
 from __future__ import annotations
 
+from . import redact as _redact
 from .s3manager import S3ContentsManager
+
+# Before any configuration is loaded: traitlets logs it whole at DEBUG (see redact.py).
+_redact.install()
 
 __version__ = "1.0.0.dev0"
 

@@ -223,6 +223,9 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         self._uploads: Any = None
         self._fs: Any = None
         self._storage_checked = False
+        from .handlers import guard_contents_api
+
+        guard_contents_api(self.parent)
 
     # -- provider hooks -------------------------------------------------------------------
     def _build_storage(self) -> Storage:
@@ -756,6 +759,9 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         """Create a new untitled file, notebook or folder in the folder ``path``."""
         dir_path = self._norm(path)
         self._check_readable(dir_path)
+        if not isinstance(type or "", str) or not isinstance(ext or "", str) or "/" in (ext or ""):
+            raise BadRequest(f"Invalid type or extension: {type!r}, {ext!r}", path=dir_path)
+        ext = ext or ""
         model: dict[str, Any] = {}
         if type:
             model["type"] = type
@@ -771,6 +777,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             raise BadRequest(f"Unexpected model type: {model['type']!r}", path=dir_path)
 
         async def create(api_path: str) -> dict[str, Any]:
+            api_path = self._norm(api_path)  # the name includes the client's extension
             m = dict(model)
             if m["type"] == "directory":
                 # Create-only marker: a folder of that name appearing meanwhile is a race lost.
@@ -1145,10 +1152,19 @@ class ObjectStoreContentsManager(AsyncContentsManager):
     async def trust_notebook(self, path: str) -> None:
         api_path = self._norm(path)
         model = await self.get(api_path)
+        if model["type"] != "notebook":
+            raise BadRequest(f"{api_path} is not a notebook", path=api_path)
         nb = model["content"]
         self.log.warning("Trusting notebook %s", api_path)
         self.notary.mark_cells(nb, True)
         self.check_and_sign(nb, api_path)
+
+    def check_and_sign(self, nb: Any, path: Any = "", **kwargs: Any) -> Any:
+        """Jupyter's signing; a notebook it cannot read is the client's error (400, not 500)."""
+        try:
+            return super().check_and_sign(nb, path, **kwargs)
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
+            raise BadRequest(f"Invalid notebook: {type(err).__name__} {err}", path=path) from None
 
     async def get_kernel_path(self, path: str, model: Any = None) -> str:
         """Kernels start in a temporary local folder: notebooks have no local directory."""
@@ -1156,19 +1172,28 @@ class ObjectStoreContentsManager(AsyncContentsManager):
 
     @_api
     async def create_checkpoint(self, path: str) -> dict[str, Any]:
-        return cast(dict[str, Any], await super().create_checkpoint(self._norm(path)))
+        return cast(dict[str, Any], await super().create_checkpoint(self._checkpointed(path)))
 
     @_api
     async def restore_checkpoint(self, checkpoint_id: str, path: str) -> None:
-        await super().restore_checkpoint(checkpoint_id, self._norm(path))
+        await super().restore_checkpoint(checkpoint_id, self._checkpointed(path))
 
     @_api
     async def list_checkpoints(self, path: str) -> list[dict[str, Any]]:
-        return cast(list[dict[str, Any]], await super().list_checkpoints(self._norm(path)))
+        return cast(list[dict[str, Any]], await super().list_checkpoints(self._checkpointed(path)))
 
     @_api
     async def delete_checkpoint(self, checkpoint_id: str, path: str) -> None:
-        await super().delete_checkpoint(checkpoint_id, self._norm(path))
+        await super().delete_checkpoint(checkpoint_id, self._checkpointed(path))
+
+    def _checkpointed(self, path: str) -> str:
+        """The API path of a file whose checkpoints are asked for: hidden files (unless
+        allowed) and the package's own names have none, as they have no contents (404)."""
+        api_path = self._norm(path)
+        self._check_readable(api_path)
+        if self._reserved(api_path):
+            raise NotFound(f"file does not exist: {api_path!r}", path=api_path)
+        return api_path
 
     async def close(self) -> None:
         """Abort uploads in progress and close the storage connections."""

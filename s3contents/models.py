@@ -9,9 +9,8 @@ last write, as for a file rewritten in place).
 from __future__ import annotations
 
 import hashlib
-import json
 import mimetypes
-from base64 import decodebytes, encodebytes
+from base64 import b64decode, encodebytes
 from binascii import Error as BinasciiError
 from datetime import datetime, timezone
 from typing import Any
@@ -123,7 +122,9 @@ def encode_content(content: Any, fmt: Any, api_path: str) -> bytes:
     try:
         if fmt == "text":
             return content.encode("utf-8")
-        return decodebytes(content.encode("ascii"))
+        # Strict: a character outside the alphabet is an error, not skipped (line breaks,
+        # which base64 writers insert, are the only thing ignored).
+        return b64decode("".join(content.split()).encode("ascii"), validate=True)
     except (UnicodeError, BinasciiError, ValueError) as err:
         raise BadRequest(f"Encoding error saving {api_path}: {err}", path=api_path) from None
 
@@ -144,12 +145,23 @@ def notebook_from_model(content: Any, api_path: str) -> nbformat.NotebookNode:
     """A notebook node from a model's ``content``; 400 when it is not a notebook."""
     if not isinstance(content, dict):
         raise BadRequest("Notebook content must be a JSON object", path=api_path)
-    if not isinstance(content.get("nbformat"), int) or not isinstance(
-        content.get("cells", []), list
+    version = content.get("nbformat")
+    if (
+        not isinstance(version, int)
+        or isinstance(version, bool)
+        or not isinstance(content.get("cells"), list)
     ):
         raise BadRequest(
             "Notebook content needs an integer 'nbformat' and a list of 'cells'", path=api_path
         )
+    if version != nbformat.current_nbformat:
+        # Saved as given (no conversion): only the current major version can be written.
+        raise BadRequest(
+            f"Only nbformat {nbformat.current_nbformat} notebooks can be saved, not {version}",
+            path=api_path,
+        )
+    if not isinstance(content.get("metadata"), dict):
+        raise BadRequest("Notebook content needs a 'metadata' object", path=api_path)
     try:
         return nbformat.from_dict(content)
     except Exception as err:
@@ -164,7 +176,7 @@ def encode_notebook(
         text = nbformat.writes(
             nb, version=nbformat.NO_CONVERT, capture_validation_error=validation_error
         )
-    except (TypeError, ValueError, json.JSONDecodeError) as err:
+    except (TypeError, ValueError, KeyError, AttributeError, ImportError, RecursionError) as err:
         raise BadRequest(f"Notebook cannot be serialised: {err}") from None
     if not text.endswith("\n"):
         text += "\n"

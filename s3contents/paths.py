@@ -70,6 +70,9 @@ def normalize_api_path(api_path: str | None) -> str:
             raise NotFound(f"{path} is outside the root", path=path)
         if seg == "":
             raise BadRequest(f"Path has an empty segment: {path}", path=path)
+        if not seg.replace(".", "").strip() or not decoded.replace(".", "").strip():
+            # " ", "...", ". .": invisible or confusable names that many systems refuse.
+            raise BadRequest(f"A name cannot be only dots and spaces: {seg!r}", path=path)
         if len(seg.encode("utf-8")) > MAX_NAME_BYTES:
             raise BadRequest(f"Name is longer than {MAX_NAME_BYTES} bytes", path=path)
     if len(segments[0]) >= 2 and segments[0][1] == ":" and segments[0][0].isalpha():
@@ -160,6 +163,15 @@ class KeyMapper:
         Laid out as jupyter_server's ``FileCheckpoints``:
         ``parent/.ipynb_checkpoints/<base>-<id><ext>``.
         """
+        if (
+            not isinstance(checkpoint_id, str)
+            or not checkpoint_id
+            or "/" in checkpoint_id
+            or self.delimiter in checkpoint_id
+            or any(_bad_char(ch) for ch in checkpoint_id)
+        ):
+            # The id becomes part of a key: it must not add a folder level (or a "..").
+            raise BadRequest(f"Invalid checkpoint id: {checkpoint_id!r}", path=api_path)
         parent, name = split_api(api_path)
         base, ext = posixpath.splitext(name)
         return self.key(join_api(join_api(parent, CHECKPOINT_DIR), f"{base}-{checkpoint_id}{ext}"))

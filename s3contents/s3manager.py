@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from traitlets import Any as AnyTrait
 from traitlets import Bool, TraitError, Unicode, validate
 
+from . import redact
 from .manager import ObjectStoreContentsManager
 from .storage.s3 import S3Storage
 
@@ -277,6 +278,10 @@ class S3ContentsManager(ObjectStoreContentsManager):
         return self.delimiter
 
     def _build_storage(self) -> S3Storage:
+        redact.install()
+        redact.protect(self.access_key_id, keep=4)
+        redact.protect(self.secret_access_key)
+        redact.protect(self.session_token)
         client_kwargs: dict[str, Any] = {}
         endpoint = (self.endpoint_url or "").strip()
         if endpoint and endpoint.rstrip("/") != _LEGACY_DEFAULT_ENDPOINT:
@@ -337,6 +342,9 @@ class S3ContentsManager(ObjectStoreContentsManager):
         creds = core.get_credentials()
         if creds is not None:
             frozen = creds.get_frozen_credentials()
+            redact.protect(frozen.access_key, keep=4)
+            redact.protect(frozen.secret_key)
+            redact.protect(frozen.token)
             session.set_credentials(frozen.access_key, frozen.secret_key, frozen.token)
             self.log.warning(
                 "boto3_session is a synchronous session: its current credentials are used "

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from traitlets import TraitError, Unicode
 
+from .. import redact
 from ..manager import ObjectStoreContentsManager
 from ..storage.gcs import GCSStorage
 
@@ -152,10 +153,14 @@ class GCSContentsManager(ObjectStoreContentsManager):
         endpoint = (self.endpoint_url or "").strip().rstrip("/")
         if endpoint and not urlparse(endpoint).scheme:
             endpoint = "https://" + endpoint
+        token = resolve_token(self.token)
+        redact.install()
+        if token not in TOKEN_METHODS:
+            redact.protect_json_file(token)
         return GCSStorage(
             self.bucket,
             project=self.project or "",
-            token=resolve_token(self.token),
+            token=token,
             endpoint_url=endpoint or None,
             max_concurrency=self.max_concurrency,
         )

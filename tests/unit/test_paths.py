@@ -36,7 +36,7 @@ from s3contents.paths import (
         ("über/naïve.ipynb", "über/naïve.ipynb"),
         (".hidden/x", ".hidden/x"),
         ("a..b/..c/d..", "a..b/..c/d.."),  # dots inside a name are just characters
-        ("...", "..."),
+        ("a. /b .txt/c.", "a. /b .txt/c."),  # trailing dots and spaces are plain characters
         ("%41", "%41"),  # percent signs are kept: keys are literal
         ("%252e%252e", "%252e%252e"),  # doubly encoded: a literal name, not a traversal
         ("ab:c/d", "ab:c/d"),  # a colon after two letters is no drive
@@ -102,6 +102,21 @@ def test_normalize_refuses_leaving_the_root(given: str) -> None:
 def test_normalize_refuses_control_characters_and_backslashes(given: str) -> None:
     with pytest.raises(BadRequest, match="control character or a backslash"):
         normalize_api_path(given)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [" ", "   ", "...", "....", ". .", " . . ", "a/ /b", "a/.../b", "\u00a0", "%20", "%2e%2e%2e"],
+)
+def test_normalize_refuses_names_of_only_dots_and_spaces(given: str) -> None:
+    with pytest.raises(BadRequest, match="only dots and spaces"):
+        normalize_api_path(given)
+
+
+@pytest.mark.parametrize("checkpoint_id", ["", "a/b", "../../x", "a\\b", "a\x00b", "a\nb"])
+def test_checkpoint_ids_cannot_add_a_folder_level(checkpoint_id: str) -> None:
+    with pytest.raises(BadRequest, match="Invalid checkpoint id"):
+        KeyMapper(prefix="p").checkpoint_key("a/nb.ipynb", checkpoint_id)
 
 
 @pytest.mark.parametrize("given", ["a//b", "a///b/c", "/a//b/", "a/b//c"])
