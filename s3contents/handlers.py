@@ -13,13 +13,14 @@ from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.services.contents import handlers as upstream
 from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .errors import ContentsError, NotFound, to_http_error
 from .paths import is_hidden_path, normalize_api_path
 
-__all__ = ["StreamingFilesHandler"]
+__all__ = ["ContentsHandler", "StreamingFilesHandler", "default_handlers", "guard_contents_api"]
 
 AUTH_RESOURCE = "contents"
 CHUNK = 1024 * 1024
@@ -100,3 +101,56 @@ class StreamingFilesHandler(JupyterHandler):
                 self.log.warning("Download of %s interrupted: %s", api_path, err)
                 return
             raise to_http_error(err) from None
+
+
+# --------------------------------------------------------------------------- /api/contents
+
+#: Fields of a contents request body that jupyter_server's handler uses as strings.
+_STRING_FIELDS = ("type", "format", "ext", "path", "copy_from")
+
+
+class ContentsHandler(upstream.ContentsHandler):
+    """jupyter_server's ``/api/contents`` handler, answering 400 for request bodies it would
+    answer 500 for (it calls ``.get`` on whatever JSON came, decodes before checking, and
+    looks ``type`` up in a set): a body that is not UTF-8, JSON that is not an object, and
+    fields of the wrong type."""
+
+    def get_json_body(self) -> dict[str, Any] | None:
+        body = self.request.body
+        if body:
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise web.HTTPError(400, "The request body is not UTF-8") from None
+        model: Any = super().get_json_body()
+        if model is None:
+            return None
+        if not isinstance(model, dict):
+            raise web.HTTPError(400, "The request body must be a JSON object")
+        for name in _STRING_FIELDS:
+            value = model.get(name)
+            if value is not None and not isinstance(value, str):
+                raise web.HTTPError(400, f"{name!r} must be a string, not {type(value).__name__}")
+        return model
+
+
+#: jupyter_server's contents routes, with :class:`ContentsHandler` in place of its own.
+default_handlers = [
+    (pattern, ContentsHandler if handler is upstream.ContentsHandler else handler)
+    for pattern, handler in upstream.default_handlers
+]
+
+
+def guard_contents_api(server_app: Any) -> None:
+    """Serve ``/api/contents`` with :class:`ContentsHandler`.
+
+    Adds this module to the server's ``extra_services``, whose routes come before the
+    default ones; the contents manager calls it when it is made, before the server builds its
+    web application. Does nothing without a server (or one with no such setting).
+    """
+    if server_app is None or not getattr(server_app, "has_trait", lambda _: False)(
+        "extra_services"
+    ):
+        return
+    if __name__ not in server_app.extra_services:
+        server_app.extra_services = [*server_app.extra_services, __name__]
