@@ -177,14 +177,16 @@ async def test_save_landing_inside_a_file_rename_makes_the_rename_409_and_loses_
     saver = make_cm()
     await saver.save(text("before"), "x.txt")
     await saver.create_checkpoint("x.txt")
-    # The rename's DELETE of x.txt waits 1 s: the save lands after its copy, before it.
-    proxy.on(method="DELETE", key_contains="x.txt", delay=1.0)
-
-    async def save_soon() -> None:
-        await asyncio.sleep(0.5)
-        await saver.save(text("saved during the rename"), "x.txt")
-
-    code, _ = await asyncio.gather(outcome(renamer.rename("x.txt", "y.txt")), save_soon())
+    # Another client's save lands just as the rename's DELETE of x.txt arrives: after the
+    # copy, before the deletion (written straight to the bucket by the proxy's hook).
+    proxy.on(
+        method="DELETE",
+        key_contains="x.txt",
+        action=lambda: s3.put_object(
+            Bucket=saver.bucket, Key=f"{saver.prefix}/x.txt", Body=b"saved during the rename"
+        ),
+    )
+    code = await outcome(renamer.rename("x.txt", "y.txt"))
     assert code == 409
     stored = objects(s3, saver.bucket, saver.prefix)
     # Nothing renamed, nothing left behind at y.txt, the save kept, the checkpoint in place.
@@ -208,14 +210,15 @@ async def test_save_landing_inside_a_folder_rename_follows_the_folder(
     saver = make_cm()
     for i in range(20):
         await saver.save(text(f"v1 {i}"), f"d/f{i}.txt")
-    # The rename's batch delete waits 1 s: the save lands after the copies, before it.
-    proxy.on(method="POST", query_has="delete", delay=1.0)
-
-    async def save_soon() -> None:
-        await asyncio.sleep(0.5)
-        await saver.save(text("v2 7"), "d/f7.txt")
-
-    await asyncio.gather(renamer.rename("d", "e"), save_soon())
+    # Another client's save lands just as the rename's batch delete arrives.
+    proxy.on(
+        method="POST",
+        query_has="delete",
+        action=lambda: s3.put_object(
+            Bucket=saver.bucket, Key=f"{saver.prefix}/d/f7.txt", Body=b"v2 7"
+        ),
+    )
+    await renamer.rename("d", "e")
     expected = {f"e/f{i}.txt": f"v1 {i}".encode() for i in range(20)}
     expected["e/f7.txt"] = b"v2 7"
     assert objects(s3, saver.bucket, saver.prefix) == expected
