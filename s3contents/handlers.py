@@ -50,8 +50,11 @@ class StreamingFilesHandler(JupyterHandler):
         # HTML and SVG from a bucket may carry scripts: confine them to a unique origin.
         return super().content_security_policy + "; sandbox allow-scripts"
 
-    async def _resolve(self, path: str) -> tuple[Any, str, Any]:
-        cm: Any = self.contents_manager
+    async def _resolve(self, path: str, cm: Any = None) -> tuple[Any, str, Any]:
+        """(manager, API path, object info) of ``path`` in ``cm`` (default: the server's
+        contents manager; the hybrid manager's handler passes a mount's manager)."""
+        if cm is None:
+            cm = self.contents_manager
         try:
             api_path = normalize_api_path(path)
             if not api_path:
