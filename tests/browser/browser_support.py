@@ -150,11 +150,16 @@ def start_jupyter(
     prefix: str = "",
     extra_args: Sequence[str] = (),
     timeout: float = 90.0,
+    contents_manager: str = "s3contents.S3ContentsManager",
+    server_config: str = "",
 ) -> JupyterApp:
     """Start ``python -m jupyterlab`` (kind ``"lab"``) or ``python -m notebook`` (``"notebook"``).
 
     Its Jupyter config, data, runtime, settings and workspaces folders, and the kernels' working
     directory, are in a new temporary directory, removed by :meth:`JupyterApp.stop`.
+    ``contents_manager``: the server's contents manager class (the ``S3ContentsManager``
+    settings go on the command line either way); ``server_config``: the Python text of the
+    app's ``jupyter_server_config.py``, if any.
     """
     module = {"lab": "jupyterlab", "notebook": "notebook"}[kind]
     home = Path(tempfile.mkdtemp(prefix=f"s3c-{kind}-"))
@@ -178,6 +183,8 @@ def start_jupyter(
     env["JPY_S3_ACCESS_KEY_ID"] = access_key_id
     env["JPY_S3_SECRET_ACCESS_KEY"] = secret_access_key
     _settings(dirs["JUPYTERLAB_SETTINGS_DIR"])
+    if server_config:
+        (dirs["JUPYTER_CONFIG_DIR"] / "jupyter_server_config.py").write_text(server_config)
     token = os.urandom(16).hex()
     (port,) = free_ports(1)
     args = [
@@ -189,7 +196,7 @@ def start_jupyter(
         f"--port={port}",
         "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}",
-        "--ServerApp.contents_manager_class=s3contents.S3ContentsManager",
+        f"--ServerApp.contents_manager_class={contents_manager}",
         f"--S3ContentsManager.bucket={bucket}",
         f"--S3ContentsManager.endpoint_url={endpoint_url}",
     ]

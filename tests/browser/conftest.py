@@ -101,13 +101,13 @@ def s3_place(seaweedfs: S3Server) -> Iterator[tuple[str, str]]:
 @pytest.fixture
 def jupyter(
     seaweedfs: S3Server, s3_place: tuple[str, str], artifacts: Path
-) -> Iterator[Callable[[str], JupyterApp]]:
+) -> Iterator[Callable[..., JupyterApp]]:
     """``jupyter(kind)`` starts JupyterLab (``"lab"``) or Notebook 7 (``"notebook"``) on
     ``s3_place``; after the test it is stopped and its log kept as ``<kind>.log`` in the
-    artifacts folder."""
+    artifacts folder. Keyword arguments go to ``start_jupyter``."""
     started: list[JupyterApp] = []
 
-    def start(kind: str) -> JupyterApp:
+    def start(kind: str, **options: Any) -> JupyterApp:
         bucket, prefix = s3_place
         app = start_jupyter(
             kind,
@@ -116,6 +116,7 @@ def jupyter(
             secret_access_key=seaweedfs.secret_access_key,
             bucket=bucket,
             prefix=prefix,
+            **options,
         )
         started.append(app)
         return app
