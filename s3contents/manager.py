@@ -31,6 +31,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Enum, Float, Int, TraitError, Type, default, observe, validate
 
 from . import models
+from .collab import RenamedDates, SavedHashes, index_renamed_folder
 from .errors import (
     AlreadyExists,
     BadRequest,
@@ -223,6 +224,8 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         self._uploads: Any = None
         self._fs: Any = None
         self._storage_checked = False
+        self._hashes = SavedHashes()
+        self._renamed = RenamedDates()
         from .handlers import guard_contents_api
 
         guard_contents_api(self.parent)
@@ -376,6 +379,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         self, api_path: str, files: list[ObjectInfo], dirs: list[str], content: bool
     ) -> dict[str, Any]:
         prefix = self.keys.dir_prefix(api_path)
+        files = [self._renamed.apply(o) for o in files]
         # A folder has no date of its own in object storage: take its newest direct entry
         # (its marker included), the store's own time, or the epoch when it has none.
         newest = max((o.last_modified for o in files), default=models.UNKNOWN_TIME)
@@ -492,11 +496,20 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         kind = self._kind(api_path, type_)
         try:
             if not content and not require_hash:
-                info = await self.storage.head(key)
+                info = self._renamed.apply(await self.storage.head(key))
                 return models.file_model(api_path, kind, info.last_modified, info.size)
+            if not content and key in self._hashes:
+                # The hash of bytes this process saved (real-time collaboration asks for it
+                # after each autosave): one HEAD tells whether they are still current.
+                info = self._renamed.apply(await self.storage.head(key))
+                known = self._hashes.get(key, info.etag, self.hash_algorithm)
+                if known is not None:
+                    model = models.file_model(api_path, kind, info.last_modified, info.size)
+                    return {**model, **known}
             data, info = await self.storage.get(key)
         except NotFound:
             return None
+        info = self._renamed.apply(info)
         model = models.file_model(api_path, kind, info.last_modified, info.size)
         if content:
             if kind == "notebook":
@@ -520,7 +533,9 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                         "text/plain" if used == "text" else "application/octet-stream"
                     )
         if require_hash:
-            model.update(models.hash_fields(data, self.hash_algorithm))
+            hashed = models.hash_fields(data, self.hash_algorithm)
+            self._hashes.remember(key, info.etag, hashed)
+            model.update(hashed)
         return model
 
     # -- save -----------------------------------------------------------------------------
@@ -580,8 +595,11 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 content_type = models.guess_mimetype(api_path) or "application/octet-stream"
             if creating and await self._dir_exists_cheap(api_path):
                 raise AlreadyExists(f"A folder named {api_path} exists", path=api_path)
-            await self.storage.put(key, data, mode=mode, content_type=content_type)
+            etag = await self.storage.put(key, data, mode=mode, content_type=content_type)
+            self._renamed.forget(key)
             info = await self.storage.head(key)
+            if etag and etag == info.etag:  # still the bytes just written
+                await self._remember_hash(key, etag, data)
             saved = models.file_model(api_path, type_, info.last_modified, info.size)
             if type_ == "notebook":
                 self.validate_notebook_model(model, validation_error)
@@ -594,6 +612,15 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         await self._run_post_save_hooks(saved, api_path)
         self.emit(data={"action": "save", "path": api_path})
         return saved
+
+    async def _remember_hash(self, key: str, etag: str, data: bytes) -> None:
+        """Hash what a save wrote, for the ``require_hash`` get that may follow (see
+        :mod:`s3contents.collab`); large contents are hashed off the event loop."""
+        if len(data) > _THREAD_THRESHOLD:
+            hashed = await asyncio.to_thread(models.hash_fields, data, self.hash_algorithm)
+        else:
+            hashed = models.hash_fields(data, self.hash_algorithm)
+        self._hashes.remember(key, etag, hashed)
 
     async def _dir_exists_cheap(self, api_path: str) -> bool:
         """Is there a folder where a file is about to be written?
@@ -857,8 +884,12 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         objects: list[ObjectInfo] | None = None,
         *,
         mode: PutMode = PutMode.CREATE,
+        keep_dates: bool = False,
     ) -> list[str]:
         """Copy every object under folder ``src`` to folder ``dst``; returns the new keys.
+
+        ``keep_dates`` (a rename): the copies report their sources' dates (see
+        :mod:`s3contents.collab`).
 
         Copies run concurrently (bounded). If one fails, create-only copies already made
         are deleted again, so the source stays the only complete tree (a resumed rename,
@@ -878,10 +909,14 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         done: list[str] = []
         sem = asyncio.Semaphore(max(1, self.max_concurrency))
 
+        sources = {o.key: o for o in objects} if keep_dates else {}
+
         async def one(src_key: str, dst_key: str) -> None:
             async with sem:
                 await self.storage.copy(src_key, dst_key, mode=mode)
                 done.append(dst_key)
+                if src_key in sources:
+                    self._renamed.remember(dst_key, sources[src_key])
 
         results = await asyncio.gather(*(one(s, d) for s, d in pairs), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
@@ -933,6 +968,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 f"{old} was saved while it was being renamed; nothing was renamed, try again",
                 path=old,
             ) from None
+        self._renamed.remember(new_key, info)  # a rename keeps the file's date
         return False
 
     async def _rename_dir(self, old: str, new: str, same_parent: bool) -> None:
@@ -983,7 +1019,11 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         moving = [o for o in objects if o.key != stale]
         try:
             await self._copy_tree(
-                old, new, moving, mode=PutMode.OVERWRITE if resume else PutMode.CREATE
+                old,
+                new,
+                moving,
+                mode=PutMode.OVERWRITE if resume else PutMode.CREATE,
+                keep_dates=True,
             )
         except ContentsError:
             if not resume:
@@ -1132,6 +1172,8 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         was_dir = await self._rename_file(old, new)
         if old != new and not was_dir:
             await self.checkpoints.rename_all_checkpoints(old, new)
+        if was_dir:
+            index_renamed_folder(self.parent, old)
         self.emit(data={"action": "rename", "path": new, "source_path": old})
 
     @_api

@@ -152,6 +152,7 @@ def start_jupyter(
     timeout: float = 90.0,
     contents_manager: str = "s3contents.S3ContentsManager",
     server_config: str = "",
+    collaborative: bool = False,
 ) -> JupyterApp:
     """Start ``python -m jupyterlab`` (kind ``"lab"``) or ``python -m notebook`` (``"notebook"``).
 
@@ -160,6 +161,11 @@ def start_jupyter(
     ``contents_manager``: the server's contents manager class (the ``S3ContentsManager``
     settings go on the command line either way); ``server_config``: the Python text of the
     app's ``jupyter_server_config.py``, if any.
+
+    ``collaborative``: real-time collaboration (jupyter-collaboration, installed with the test
+    extra, is on by default wherever it is installed). Off unless asked for, with its own
+    switch ``YDocExtension.disable_rtc``, so documents open as without it: saved by the page,
+    with "File Changed" on a change made behind its back.
     """
     module = {"lab": "jupyterlab", "notebook": "notebook"}[kind]
     home = Path(tempfile.mkdtemp(prefix=f"s3c-{kind}-"))
@@ -202,6 +208,8 @@ def start_jupyter(
     ]
     if prefix:
         args.append(f"--S3ContentsManager.prefix={prefix}")
+    if not collaborative:
+        args.append("--YDocExtension.disable_rtc=True")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--allow-root")
     args += extra_args
