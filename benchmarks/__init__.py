@@ -8,3 +8,25 @@ Run ``python -m benchmarks`` from the repository root with the repo's ``.venv`` 
 :mod:`.large` (large-file upload and download, with the server's memory), :mod:`.report`
 (Markdown).
 """
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+
+
+def target_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    """An argparse ``type`` for ``--only a,b``: the named targets of ``choices``, in their
+    order; an unknown or empty list is a usage error."""
+
+    def parse(text: str) -> list[str]:
+        names = [t.strip() for t in text.split(",") if t.strip()]
+        unknown = [t for t in names if t not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown target(s) {', '.join(unknown) or text!r}: "
+                f"choose from {', '.join(choices)}"
+            )
+        return [t for t in choices if t in names]
+
+    return parse

@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import gcs, large, report, servers, storage
+from . import gcs, large, report, servers, storage, target_list
 from .proxy import ProxyThread, classify_gcs
 from .workload import Workload, seed
 
@@ -32,14 +32,7 @@ PREFIX = "notebooks"
 TARGETS = ("new", "old", "gcs", "gcs-old")
 
 
-def _targets(text: str) -> list[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [t for t in names if t not in TARGETS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown target(s) {', '.join(unknown) or text!r}: choose from {', '.join(TARGETS)}"
-        )
-    return [t for t in TARGETS if t in names]
+_targets = target_list(TARGETS)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -377,44 +377,30 @@ class HybridContentsManager(AsyncContentsManager):
         return not matches_globs(name, list(self.hide_globs))
 
     # -- existence ------------------------------------------------------------------------
-    @_api
-    async def dir_exists(self, path: str) -> bool:
+    async def _exists(self, path: str, method: str, *, root: bool, mount_point: bool) -> bool:
+        """Ask the mount's manager ``method(rel)``; the root and a mount point are folders."""
         api_path = _clean(path)
         if not api_path:
-            return True
+            return root
         try:
             place = self._place(api_path)
         except NotFound:
             return False
         if self._is_mount_point(place):
-            return True
-        return bool(await _call(place.cm.dir_exists, place.rel))
+            return mount_point
+        return bool(await _call(getattr(place.cm, method), place.rel))
+
+    @_api
+    async def dir_exists(self, path: str) -> bool:
+        return await self._exists(path, "dir_exists", root=True, mount_point=True)
 
     @_api
     async def file_exists(self, path: str = "") -> bool:
-        api_path = _clean(path)
-        if not api_path:
-            return False
-        try:
-            place = self._place(api_path)
-        except NotFound:
-            return False
-        if self._is_mount_point(place):
-            return False
-        return bool(await _call(place.cm.file_exists, place.rel))
+        return await self._exists(path, "file_exists", root=False, mount_point=False)
 
     @_api
     async def exists(self, path: str) -> bool:
-        api_path = _clean(path)
-        if not api_path:
-            return True
-        try:
-            place = self._place(api_path)
-        except NotFound:
-            return False
-        if self._is_mount_point(place):
-            return True
-        return bool(await _call(place.cm.exists, place.rel))
+        return await self._exists(path, "exists", root=True, mount_point=True)
 
     async def is_hidden(self, path: str) -> bool:
         try:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import requests
 
-from .. import servers, storage
+from .. import servers, storage, target_list
 from ..large import RssSampler, cpu_seconds, hwm, reset_hwm, tree_rss
 from ..proxy import ProxyThread
 from . import report, verify
@@ -37,14 +37,7 @@ from .report import SAMPLE_EVERY, Outcome
 TARGETS = ("new", "old")
 
 
-def _targets(text: str) -> list[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [t for t in names if t not in TARGETS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown target(s) {', '.join(unknown) or text!r}: choose from {', '.join(TARGETS)}"
-        )
-    return [t for t in TARGETS if t in names]
+_targets = target_list(TARGETS)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
