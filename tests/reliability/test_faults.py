@@ -165,7 +165,9 @@ async def call(
 ) -> tuple[int, Any, float]:
     """One REST call: (status, JSON answer or None, seconds it took)."""
     began = time.monotonic()
-    kwargs: dict[str, Any] = {"method": method}
+    # The 503 of a killed storage comes after botocore's retries (up to ~15 s, more on a busy
+    # machine): wait longer than the test client's default 20 s, so a 599 means a hang.
+    kwargs: dict[str, Any] = {"method": method, "request_timeout": 90}
     if body is not None:
         kwargs["body"] = json.dumps(body)
     elif method in ("POST", "PUT", "PATCH"):
