@@ -365,6 +365,11 @@ async def test_polling_costs_one_head_and_autosave_follows_a_rename(
             "both edits autosaved at the new key",
         )
         assert stored("shared.ipynb") is None
+        # The object is in the bucket a moment before the save's event is emitted.
+        await _wait_for(
+            lambda: any(e["action"] == "save" for e in contents_events[start:]),
+            "the autosave's event",
+        )
         # The polls of the renamed file before the autosave: each one saw no change.
         events = contents_events[start:]
         saved_at = next(i for i, e in enumerate(events) if e["action"] == "save")
