@@ -6,8 +6,8 @@
 * ``storage`` (function): an adapter on the backend's shared bucket, closed after the test.
 * ``prefix`` (function): a key prefix of the test's own (``t/<hex>/``).
 * ``own_bucket`` (function): a new, empty bucket, removed with its objects after the test.
-* ``xfail_on`` (function): ``xfail_on(name, reason)`` marks the test ``xfail(strict=True)``
-  when it runs on the server ``name``, naming it in the reason.
+* ``gap`` (function): ``gap(name)`` marks the test ``xfail(strict=True)`` when the server it
+  runs on has the gap ``name``, as probed by :mod:`storage.gaps` (never assumed by name).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pytest
 from s3contents.storage.base import Storage
 
 from .backends import Backend, GCSBackend, S3Backend
+from .gaps import GAPS, probe
 
 #: Backend id -> (session fixture of its server, Backend class).
 BACKENDS: dict[str, tuple[str, type[Backend]]] = {
@@ -62,11 +63,14 @@ def own_bucket(backend: Backend) -> Iterator[str]:
 
 
 @pytest.fixture
-def xfail_on(backend: Backend, request: pytest.FixtureRequest) -> Callable[[str, str], None]:
-    """``xfail_on(server, reason)``: a strict xfail on that server only, naming it."""
+def gap(backend: Backend, request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """``gap(name)``: a strict xfail where the server is probed to lack what the test needs."""
 
-    def mark(name: str, reason: str) -> None:
-        if backend.name == name:
-            request.applymarker(pytest.mark.xfail(reason=f"{name}: {reason}", strict=True))
+    def mark(name: str) -> None:
+        assert name in GAPS, name
+        found = probe(backend.server, backend.bucket, name)
+        if found is not None:
+            reason = f"{backend.name} (probed): {found}"
+            request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
 
     return mark
