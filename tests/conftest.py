@@ -216,8 +216,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """How long each server took to start (S3 servers here, fake-gcs-server for tests/gcs)."""
+    """How long each server took to start (S3 servers here, fake-gcs-server for tests/gcs),
+    and, loudly, how many browser tests did not run (no Chromium): the suite was not whole."""
     for server, seconds in STARTED:
         terminalreporter.write_line(
             f"{server.name}: {server.endpoint_url}, started in {seconds:.1f}s"
+        )
+    skipped = [r for r in terminalreporter.stats.get("skipped", ()) if "tests/browser/" in r.nodeid]
+    if skipped:
+        terminalreporter.write_sep(
+            "!",
+            f"{len(skipped)} browser tests did not run: the suite is not whole",
+            red=True,
+            bold=True,
+        )
+        terminalreporter.write_line(
+            "Install Chromium and run again: as root, apt-get install -y chromium "
+            "(./dev test does it when run as root), or set S3CONTENTS_CHROMIUM to a "
+            "Chromium binary.",
+            red=True,
+            bold=True,
         )
