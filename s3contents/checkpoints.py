@@ -56,7 +56,7 @@ class ObjectStoreCheckpoints(AsyncCheckpoints):
         api_path = path.strip("/")
         key = self._key(api_path, self.checkpoint_id)
         try:
-            modified = await storage.copy(self.manager.keys.key(api_path), key)
+            modified = (await storage.copy(self.manager.keys.key(api_path), key)).last_modified
         except NotFound:
             raise to_http_error(
                 NotFound(f"File {api_path} does not exist", path=api_path)

@@ -863,7 +863,8 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             if await self._dir_exists_cheap(dst):
                 raise AlreadyExists(f"A folder named {dst} exists", path=dst)
             dst_key = self.keys.key(dst)
-            modified = await self.storage.copy(self.keys.key(src), dst_key, mode=PutMode.CREATE)
+            copied = await self.storage.copy(self.keys.key(src), dst_key, mode=PutMode.CREATE)
+            modified = copied.last_modified
             if modified is None:
                 modified = (await self.storage.head(dst_key)).last_modified
             return models.file_model(dst, self._kind(dst), modified, src_info.size)

@@ -24,7 +24,7 @@ from ..metrics import StorageMeter
 
 _T = TypeVar("_T")
 
-__all__ = ["Listing", "ObjectInfo", "PutMode", "Storage", "UploadPart"]
+__all__ = ["Copied", "Listing", "ObjectInfo", "PutMode", "Storage", "UploadPart"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,14 @@ class ObjectInfo:
     size: int
     last_modified: datetime  # timezone-aware UTC, the store's own LastModified
     etag: str | None = None
+
+
+@dataclass(frozen=True)
+class Copied:
+    """What the store tells about the object a server-side copy made (either may be None)."""
+
+    etag: str | None = None
+    last_modified: datetime | None = None
 
 
 @dataclass
@@ -174,11 +182,14 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def copy(
-        self, src: str, dst: str, *, mode: PutMode = PutMode.OVERWRITE
-    ) -> datetime | None:
-        """Server-side copy; ``mode=CREATE`` refuses to replace an existing ``dst``.
+        self, src: str, dst: str, *, mode: PutMode = PutMode.OVERWRITE, etag: str | None = None
+    ) -> Copied:
+        """Server-side copy of ``src`` onto ``dst``; :class:`NotFound` if ``src`` is absent.
 
-        Returns the new object's LastModified when the store reports it.
+        ``mode=CREATE`` raises :class:`AlreadyExists` when ``dst`` exists; ``mode=IF_MATCH``
+        raises :class:`Conflict` unless ``dst`` is still the version ``etag`` (a copy that
+        must not replace a newer save). Returns the new object's ETag and LastModified, as
+        far as the store reports them.
         """
 
     @abc.abstractmethod

@@ -67,7 +67,7 @@ from ..errors import (
     NotFound,
     Unavailable,
 )
-from .base import Listing, ObjectInfo, PutMode, Storage, UploadPart
+from .base import Copied, Listing, ObjectInfo, PutMode, Storage, UploadPart
 
 __all__ = ["GCSStorage"]
 
@@ -532,11 +532,15 @@ class GCSStorage(Storage):
         return str(generation) if generation else None
 
     async def copy(
-        self, src: str, dst: str, *, mode: PutMode = PutMode.OVERWRITE
-    ) -> datetime | None:
+        self, src: str, dst: str, *, mode: PutMode = PutMode.OVERWRITE, etag: str | None = None
+    ) -> Copied:
         params: dict[str, Any] = {}
         if mode is PutMode.CREATE:
             params["ifGenerationMatch"] = "0"
+        elif mode is PutMode.IF_MATCH:
+            if not etag:
+                raise ValueError("IF_MATCH needs an etag (the object's generation)")
+            params["ifGenerationMatch"] = etag
         path = f"{self._object_path(src)}/rewriteTo/{self._object_path(dst)}"
         while True:
             url = self._api_url(path, params)
@@ -556,7 +560,11 @@ class GCSStorage(Storage):
             if body.get("done", True):
                 resource = body.get("resource") or {}
                 modified = resource.get("updated")
-                return _parse_rfc3339(modified) if modified else None
+                generation = resource.get("generation")
+                return Copied(
+                    str(generation) if generation else None,
+                    _parse_rfc3339(modified) if modified else None,
+                )
             # Large objects across locations or classes are copied in steps.
             params["rewriteToken"] = body["rewriteToken"]
 

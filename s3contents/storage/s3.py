@@ -39,7 +39,7 @@ from ..errors import (
     NotFound,
     Unavailable,
 )
-from .base import Listing, ObjectInfo, PutMode, Storage, UploadPart
+from .base import Copied, Listing, ObjectInfo, PutMode, Storage, UploadPart
 
 __all__ = ["S3Storage"]
 
@@ -409,17 +409,26 @@ class S3Storage(Storage):
         return _etag(r.get("ETag"))
 
     async def copy(
-        self, src: str, dst: str, *, mode: PutMode = PutMode.OVERWRITE
-    ) -> datetime | None:
+        self, src: str, dst: str, *, mode: PutMode = PutMode.OVERWRITE, etag: str | None = None
+    ) -> Copied:
         kwargs: dict[str, Any] = {"Key": dst, "CopySource": {"Bucket": self.bucket, "Key": src}}
         if mode is PutMode.CREATE:
             kwargs["IfNoneMatch"] = "*"
+        elif mode is PutMode.IF_MATCH:
+            if not etag:
+                raise ValueError("IF_MATCH needs an etag")
+            kwargs["IfMatch"] = f'"{etag}"'
         try:
             r = await self._call("CopyObject", dst, **kwargs)
         except NotFound:
+            if mode is PutMode.IF_MATCH:
+                # S3 answers 404 for an If-Match copy onto a missing key (SeaweedFS 412):
+                # the source or the destination is gone; either way not the version asked.
+                raise Conflict(f"{dst} was changed by someone else", path=dst) from None
             raise NotFound(f"No such object: {src}", path=src) from None
-        modified = r.get("CopyObjectResult", {}).get("LastModified")
-        return _utc(modified) if modified else None
+        result = r.get("CopyObjectResult", {})
+        modified = result.get("LastModified")
+        return Copied(_etag(result.get("ETag")), _utc(modified) if modified else None)
 
     async def delete(self, key: str, *, etag: str | None = None) -> None:
         if etag is None:

@@ -53,6 +53,22 @@ def _s3_copy_create_only(server: S3Server, bucket: str, prefix: str) -> str | No
     return "ignores If-None-Match on CopyObject and overwrites the destination"
 
 
+def _s3_copy_if_match(server: S3Server, bucket: str, prefix: str) -> str | None:
+    s3 = server.admin
+    s3.put_object(Bucket=bucket, Key=f"{prefix}src", Body=b"A")
+    s3.put_object(Bucket=bucket, Key=f"{prefix}dst", Body=b"B")
+    try:
+        s3.copy_object(
+            Bucket=bucket,
+            Key=f"{prefix}dst",
+            CopySource={"Bucket": bucket, "Key": f"{prefix}src"},
+            IfMatch='"0123456789abcdef0123456789abcdef"',
+        )
+    except ClientError:
+        return None
+    return "ignores If-Match on CopyObject and overwrites the destination"
+
+
 def _s3_delete_many_if_match(server: S3Server, bucket: str, prefix: str) -> str | None:
     s3 = server.admin
     key = f"{prefix}x"
@@ -151,6 +167,16 @@ def _gcs_copy_create_only(server: GCSServer, bucket: str, prefix: str) -> str | 
     return None if status == 412 else "ignores ifGenerationMatch=0 on rewriteTo (GCS answers 412)"
 
 
+def _gcs_copy_if_match(server: GCSServer, bucket: str, prefix: str) -> str | None:
+    _gcs_generation(server, bucket, f"{prefix}src", b"A")
+    old = _gcs_generation(server, bucket, f"{prefix}dst", b"B")
+    _gcs_generation(server, bucket, f"{prefix}dst", b"C")
+    src = _gcs_object(server, bucket, f"{prefix}src")
+    dst = f"b/{bucket}/o/{urllib.parse.quote(prefix + 'dst', safe='')}"
+    status, _ = _gcs(server, "POST", f"{src}/rewriteTo/{dst}?ifGenerationMatch={old}")
+    return None if status == 412 else "ignores ifGenerationMatch on rewriteTo (GCS answers 412)"
+
+
 def _gcs_delete_if_match(server: GCSServer, bucket: str, prefix: str) -> str | None:
     key = f"{prefix}x"
     old = _gcs_generation(server, bucket, key, b"1")
@@ -212,6 +238,7 @@ def _gcs_cancelled_session(server: GCSServer, bucket: str, prefix: str) -> str |
 #: have it (the request does not exist there).
 GAPS: dict[str, dict[str, Probe]] = {
     "copy_create_only": {"s3": _s3_copy_create_only, "gcs": _gcs_copy_create_only},
+    "copy_if_match": {"s3": _s3_copy_if_match, "gcs": _gcs_copy_if_match},
     "delete_if_match": {"s3": _s3_delete_if_match, "gcs": _gcs_delete_if_match},
     "delete_many_if_match": {"s3": _s3_delete_many_if_match, "gcs": _gcs_delete_if_match},
     "part_of_aborted_upload": {"s3": _s3_part_of_aborted_upload},

@@ -66,7 +66,7 @@ from s3contents.errors import (
     NotFound,
     Unavailable,
 )
-from s3contents.storage.base import Listing, ObjectInfo, PutMode, Storage
+from s3contents.storage.base import Copied, Listing, ObjectInfo, PutMode, Storage
 
 from .backends import Backend
 
@@ -262,14 +262,15 @@ async def test_copy_overwrite(storage: Storage, prefix: str) -> None:
     await storage.put(src, b"source bytes", content_type="text/plain")
     await storage.put(dst, b"old")
     storage.stats.clear()
-    modified = await storage.copy(src, dst)
+    copied = await storage.copy(src, dst)
     assert storage.stats == {"COPY": 1}  # server-side: the bytes never come here
     data, info = await storage.get(dst)
     assert data == b"source bytes"
     assert (await storage.get(src))[0] == b"source bytes"
-    assert modified is not None
-    _assert_utc(modified)
-    assert modified == info.last_modified
+    assert copied.last_modified is not None
+    _assert_utc(copied.last_modified)
+    assert copied.last_modified == info.last_modified
+    assert copied.etag == info.etag
 
 
 async def test_copy_of_absent_source_is_not_found(storage: Storage, prefix: str) -> None:
@@ -299,6 +300,32 @@ async def test_copy_create_onto_existing_key_is_already_exists(
             await storage.copy(f"{prefix}a", f"{prefix}b", mode=PutMode.CREATE)
     finally:
         assert (await storage.get(f"{prefix}b"))[0] == b"B"
+
+
+async def test_copy_reports_the_new_version(storage: Storage, prefix: str) -> None:
+    await storage.put(f"{prefix}a", b"A")
+    copied = await storage.copy(f"{prefix}a", f"{prefix}b", mode=PutMode.CREATE)
+    info = await storage.head(f"{prefix}b")
+    assert copied == Copied(info.etag, info.last_modified)
+
+
+async def test_copy_if_match_replaces_only_that_version(
+    storage: Storage, prefix: str, gap: Gap
+) -> None:
+    """A copy that must not replace a newer save (a resumed folder rename)."""
+    gap("copy_if_match")
+    await storage.put(f"{prefix}src", b"S")
+    first = await storage.put(f"{prefix}dst", b"1")
+    second = await storage.put(f"{prefix}dst", b"2")
+    assert first and second
+    with pytest.raises(Conflict):
+        await storage.copy(f"{prefix}src", f"{prefix}dst", mode=PutMode.IF_MATCH, etag=first)
+    assert (await storage.get(f"{prefix}dst"))[0] == b"2"
+    with pytest.raises(Conflict):
+        await storage.copy(f"{prefix}src", f"{prefix}gone", mode=PutMode.IF_MATCH, etag=first)
+    copied = await storage.copy(f"{prefix}src", f"{prefix}dst", mode=PutMode.IF_MATCH, etag=second)
+    data, info = await storage.get(f"{prefix}dst")
+    assert data == b"S" and copied.etag == info.etag
 
 
 # --------------------------------------------------------------------------- list
