@@ -18,7 +18,6 @@ import contextlib
 import functools
 import hashlib
 import inspect
-import json
 import os
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -41,6 +40,7 @@ from .errors import (
     NotFound,
     to_http_error,
 )
+from .folders import LEASE_SECONDS, Folders, new_owner_id
 from .paths import (
     CHECKPOINT_DIR,
     RENAME_JOURNAL,
@@ -151,6 +151,16 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         60. Environment variable: S3CONTENTS_REQUEST_TIMEOUT.""",
     ).tag(env="S3CONTENTS_REQUEST_TIMEOUT")
 
+    rename_lease = Float(
+        LEASE_SECONDS,
+        config=True,
+        help="""Seconds a folder rename's claim on its two folders stays valid unless its
+        server renews it (every third of it, while the rename runs). Another server may
+        resume a rename whose claim ran out, so after a server was killed mid-rename, the
+        rename can be completed after this long. Default: 30. Environment variable:
+        S3CONTENTS_RENAME_LEASE.""",
+    ).tag(env="S3CONTENTS_RENAME_LEASE")
+
     upload_timeout = Float(
         600.0,
         config=True,
@@ -235,6 +245,9 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         """Build the provider's storage adapter (overridden by provider classes)."""
         raise NotImplementedError
 
+        #: Who this manager is in the claims of folder renames (s3contents.folders).
+        self._owner = new_owner_id()
+        self._renames_running: set[tuple[str, str]] = set()
     def _key_prefix(self) -> str:
         return ""
 
@@ -271,6 +284,18 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 marker=self.folder_marker,
             )
         return self._keys
+
+    @property
+    def folders(self) -> Folders:
+        """Whole-folder copy, delete and rename on this manager's storage and keys."""
+        return Folders(
+            self.storage,
+            self.keys,
+            owner=self._owner,
+            concurrency=self.max_concurrency,
+            lease_seconds=self.rename_lease,
+            running=self._renames_running,
+        )
 
     @property
     def fs(self) -> Any:
@@ -872,64 +897,8 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             raise BadRequest(f"Cannot copy {src} into itself", path=dst)
         if await self._file_info(dst) is not None or await self._dir_exists(dst):
             raise AlreadyExists(f"File already exists: {dst}", path=dst)
-        await self._copy_tree(src, dst)
+        await self.folders.copy_tree(src, dst)
         return await self._get_dir(dst, False, "directory")
-
-    async def _tree_keys(self, api_path: str) -> list[ObjectInfo]:
-        return [o async for o in self.storage.list_all(self.keys.dir_prefix(api_path))]
-
-    async def _copy_tree(
-        self,
-        src: str,
-        dst: str,
-        objects: list[ObjectInfo] | None = None,
-        *,
-        mode: PutMode = PutMode.CREATE,
-        keep_dates: bool = False,
-    ) -> list[str]:
-        """Copy every object under folder ``src`` to folder ``dst``; returns the new keys.
-
-        ``keep_dates`` (a rename): the copies report their sources' dates (see
-        :mod:`s3contents.collab`).
-
-        Copies run concurrently (bounded). If one fails, create-only copies already made
-        are deleted again, so the source stays the only complete tree (a resumed rename,
-        ``mode=OVERWRITE``, leaves them: the source is complete anyway).
-        """
-        src_prefix, dst_prefix = self.keys.dir_prefix(src), self.keys.dir_prefix(dst)
-        if objects is None:
-            objects = await self._tree_keys(src)
-        pairs = [
-            (o.key, dst_prefix + o.key[len(src_prefix) :])
-            for o in objects
-            if not o.key.endswith(self.keys.delimiter)
-        ]
-        if not pairs:
-            await self.storage.put(self.keys.marker_key(dst), b"", mode=PutMode.CREATE)
-            return [self.keys.marker_key(dst)]
-        done: list[str] = []
-        sem = asyncio.Semaphore(max(1, self.max_concurrency))
-
-        sources = {o.key: o for o in objects} if keep_dates else {}
-
-        async def one(src_key: str, dst_key: str) -> None:
-            async with sem:
-                await self.storage.copy(src_key, dst_key, mode=mode)
-                done.append(dst_key)
-                if src_key in sources:
-                    self._renamed.remember(dst_key, sources[src_key])
-
-        results = await asyncio.gather(*(one(s, d) for s, d in pairs), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            if mode is PutMode.CREATE:
-                try:
-                    await self.storage.delete_many(done)
-                except ContentsError:
-                    self.log.warning("Could not roll back a partial copy to %s", dst)
-                    raise failures[0] from None
-            raise failures[0]
-        return [d for _, d in pairs]
 
     # -- rename / delete ------------------------------------------------------------------
     @_api
@@ -946,7 +915,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         same_parent = split_api(old)[0] == split_api(new)[0]
         info = await self._file_info(old)
         if info is None:
-            await self._rename_dir(old, new, same_parent)
+            await self._rename_dir(old, new)
             return True
         if not same_parent:
             await self._check_parent(new)
@@ -972,160 +941,20 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         self._renamed.remember(new_key, info)  # a rename keeps the file's date
         return False
 
-    async def _rename_dir(self, old: str, new: str, same_parent: bool) -> None:
-        """Rename a folder: copy its tree, then delete the source, under a journal.
+    async def _rename_dir(self, old: str, new: str) -> None:
+        """Rename a folder: :meth:`s3contents.folders.Folders.rename`, safe with several
+        servers on the prefix and with any of them killed half-way."""
 
-        The journal (``new/.s3contents-rename``, written create-only) claims ``new``: a
-        second rename to the same name gets 409. If storage fails half-way, every file is
-        at its old path, its new path or both, and the journal stays: renaming again
-        resumes (copies what is left, overwriting partial copies with the source, which
-        is complete) instead of answering 409. Objects saved in the source while it is
-        being moved are not deleted unseen: their deletion is conditional on the version
-        copied, and a changed one is copied again.
-        """
-        objects = await self._tree_keys(old)
-        journal = self.keys.dir_prefix(new) + RENAME_JOURNAL
-        resume = False
-        if await self._file_info(new) is not None:
-            raise AlreadyExists(f"File already exists: {new}", path=new)
-        if await self._dir_exists(new):
-            if not await self._journal_of(journal, old):
-                raise AlreadyExists(f"File already exists: {new}", path=new)
-            resume = True
-            if not objects:  # an earlier attempt moved everything but its journal
-                await self.storage.delete(journal)
-                return
-        if new.startswith(old + "/"):
-            raise BadRequest(f"Cannot move {old} into itself", path=new)
-        if not objects:
-            emptied = await self._emptied_folder_entries(old)
-            if not emptied:
-                raise NotFound(f"File or directory does not exist: {old}", path=old)
-            if not same_parent:
-                await self._check_parent(new)
-            await self._copy_tree(old, new, [])  # writes new's marker
-            await self.storage.delete_many(emptied)
-            return
-        if not same_parent:
-            await self._check_parent(new)
-        if not resume:
-            try:
-                await self.storage.put(
-                    journal, json.dumps({"from": old}).encode(), mode=PutMode.CREATE
-                )
-            except AlreadyExists:
-                raise AlreadyExists(f"File already exists: {new}", path=new) from None
-        # A journal left in the source by an earlier rename into it is deleted, not moved.
-        stale = self.keys.dir_prefix(old) + RENAME_JOURNAL
-        moving = [o for o in objects if o.key != stale]
-        try:
-            await self._copy_tree(
-                old,
-                new,
-                moving,
-                mode=PutMode.OVERWRITE if resume else PutMode.CREATE,
-                keep_dates=True,
-            )
-        except ContentsError:
-            if not resume:
-                # The copies were rolled back (else _copy_tree says so and re-raises
-                # before this); release the name too.
-                with contextlib.suppress(ContentsError):
-                    await self.storage.delete(journal)
-            raise
-        src_prefix, dst_prefix = self.keys.dir_prefix(old), self.keys.dir_prefix(new)
+        async def file_exists(api_path: str) -> bool:
+            return await self._file_info(api_path) is not None
 
-        async def copy_again(keys: list[str]) -> None:
-            for key in keys:
-                await self._move_changed(key, dst_prefix + key[len(src_prefix) :])
-
-        await self._delete_tree(old, objects, on_changed=copy_again)
-        await self.storage.delete(journal)
-
-    async def _journal_of(self, journal: str, old: str) -> bool:
-        """True when ``journal`` records an unfinished rename from ``old``."""
-        try:
-            data, _ = await self.storage.get(journal)
-        except NotFound:
-            return False
-        try:
-            return bool(json.loads(data).get("from") == old)
-        except (ValueError, AttributeError):
-            return False
-
-    async def _move_changed(self, src_key: str, dst_key: str) -> None:
-        """Move one object that was saved again while its folder was being renamed."""
-        for _ in range(5):
-            try:
-                info = await self.storage.head(src_key)
-            except NotFound:
-                return  # deleted or moved by someone else meanwhile
-            await self.storage.copy(src_key, dst_key)
-            try:
-                await self.storage.delete(src_key, etag=info.etag)
-                return
-            except Conflict:
-                continue
-        raise Conflict(f"{src_key} keeps changing while being renamed; try again", path=src_key)
-
-    async def _emptied_folder_entries(self, api_path: str) -> list[str]:
-        """Folder entries of a folder that holds no object any more, deepest first.
-
-        SeaweedFS stores folders as directories: a folder emptied by deleting or moving its
-        last file (or its last checkpoint) stays listed, as ``folder/`` or through an
-        emptied subfolder, until those keys are deleted, and only delimited listings show
-        them. Called only after a recursive listing found no object, so it costs one more
-        LIST on a miss (on AWS, where such entries do not exist) and one per emptied
-        subfolder. Returns ``[]`` when there is no such folder.
-        """
-        delim = self.keys.delimiter
-        found: list[str] = []
-        todo = [self.keys.dir_prefix(api_path)]
-        while todo:
-            prefix = todo.pop()
-            listing = await self.storage.list(prefix, delim)
-            if listing.objects or listing.prefixes:
-                found.append(prefix)
-            todo.extend(listing.prefixes)
-        return sorted(found, key=len, reverse=True)
-
-    async def _delete_tree(
-        self,
-        api_path: str,
-        objects: list[ObjectInfo],
-        on_changed: Callable[[list[str]], Awaitable[None]] | None = None,
-    ) -> None:
-        """Delete every listed object of a folder, then the folder entries themselves.
-
-        Some servers (SeaweedFS) keep an emptied folder visible as a ``folder/`` entry until
-        that key is deleted; AWS has no such entries. Deleting them (deepest first, after
-        the objects) makes the folder disappear on both. With ``on_changed``, objects are
-        deleted only while they are the listed version, and those saved again meanwhile
-        are passed to it (a folder rename copies them again and deletes them).
-        """
-        delim = self.keys.delimiter
-        root = self.keys.dir_prefix(api_path)
-        folders = {root}
-        for o in objects:
-            rel = o.key[len(root) :]
-            parts = rel.split(delim)[:-1]
-            for i in range(1, len(parts) + 1):
-                folders.add(root + delim.join(parts[:i]) + delim)
-        keys = [o.key for o in objects if not o.key.endswith(delim)]
-        etags = {o.key: o.etag for o in objects if o.etag} if on_changed else None
-        # One batch request for both: the folder entries come last, deepest first (a
-        # folder entry that still holds an object is not deleted).
-        changed = await self.storage.delete_many(
-            keys + sorted(folders, key=len, reverse=True), etags=etags
+        await self.folders.rename(
+            old,
+            new,
+            check_parent=self._check_parent,
+            file_exists=file_exists,
+            on_copied=self._renamed.remember,
         )
-        if changed and on_changed is not None:
-            await on_changed(changed)
-        # A subfolder emptied earlier has no key to find it by, and keeps the folder listed
-        # on SeaweedFS. One delimited LIST tells (nothing there on AWS); only then walk.
-        if await self.storage.exists_any(root):
-            leftovers = await self._emptied_folder_entries(api_path)
-            if leftovers:
-                await self.storage.delete_many(leftovers)
 
     @_api
     async def delete_file(self, path: str) -> None:
@@ -1140,9 +969,10 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         if await self._file_info(api_path) is not None:
             await self.storage.delete(self.keys.key(api_path))
             return False
-        objects = await self._tree_keys(api_path)
+        folders = self.folders
+        objects = await folders.tree(api_path)
         if not objects:
-            emptied = await self._emptied_folder_entries(api_path)
+            emptied = await folders.emptied_entries(api_path)
             if not emptied:
                 raise NotFound(f"File or directory does not exist: {api_path}", path=api_path)
             await self.storage.delete_many(emptied)
@@ -1154,7 +984,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 first = rel.split(self.keys.delimiter, 1)[0]
                 if rel and first not in (self.folder_marker, CHECKPOINT_DIR, RENAME_JOURNAL):
                     raise NotEmpty(f"Directory {api_path} not empty", path=api_path)
-        await self._delete_tree(api_path, objects)
+        await folders.delete_tree(api_path, objects)
         return True
 
     @_api
@@ -1169,6 +999,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
 
     @_api
     async def rename(self, old_path: str, new_path: str) -> None:
+        await folders.refuse_if_claimed(api_path, objects)
         old, new = self._norm(old_path), self._norm(new_path)
         was_dir = await self._rename_file(old, new)
         if old != new and not was_dir:
