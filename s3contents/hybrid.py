@@ -18,9 +18,9 @@ with full paths. Copies and renames between two mounts stream the data: files in
 folders file by file; a rename deletes the source only once everything is copied.
 
 PyPI's ``hybridcontents`` (the package the old s3contents README pointed to) is a sync
-``ContentsManager`` that calls its managers without awaiting them: with an async manager
-mounted, listings, copies and new files fail or hang, and a rename from a local folder to the
-bucket deletes the file without writing it (see the README).
+``ContentsManager`` that calls its managers without awaiting them; this package's managers
+serve it with blocking calls (:mod:`s3contents.blocking`), which block the server's event loop
+for each request: this manager is the async way, with the same settings.
 """
 
 from __future__ import annotations

@@ -236,6 +236,9 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         self._storage_checked = False
         self._hashes = SavedHashes()
         self._renamed = RenamedDates()
+        #: Who this manager is in the claims of folder renames (s3contents.folders).
+        self._owner = new_owner_id()
+        self._renames_running: set[tuple[str, str]] = set()
         from .handlers import guard_contents_api
 
         guard_contents_api(self.parent)
@@ -245,9 +248,6 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         """Build the provider's storage adapter (overridden by provider classes)."""
         raise NotImplementedError
 
-        #: Who this manager is in the claims of folder renames (s3contents.folders).
-        self._owner = new_owner_id()
-        self._renames_running: set[tuple[str, str]] = set()
     def _key_prefix(self) -> str:
         return ""
 
@@ -977,6 +977,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 raise NotFound(f"File or directory does not exist: {api_path}", path=api_path)
             await self.storage.delete_many(emptied)
             return True
+        await folders.refuse_if_claimed(api_path, objects)
         if not self.delete_to_trash and not self.always_delete_dir:
             prefix = self.keys.dir_prefix(api_path)
             for o in objects:
@@ -999,7 +1000,6 @@ class ObjectStoreContentsManager(AsyncContentsManager):
 
     @_api
     async def rename(self, old_path: str, new_path: str) -> None:
-        await folders.refuse_if_claimed(api_path, objects)
         old, new = self._norm(old_path), self._norm(new_path)
         was_dir = await self._rename_file(old, new)
         if old != new and not was_dir:
