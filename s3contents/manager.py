@@ -225,6 +225,15 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 self.parent.preferred_dir = os.path.join(self.root_dir, *value.split("/"))
         return value
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # Made by a synchronous contents manager (PyPI's hybridcontents): serve it with
+        # blocking calls (see s3contents.blocking). Python still calls __init__ on it.
+        from .blocking import blocking_variant, serves_sync_parent
+
+        if serves_sync_parent(kwargs.get("parent")):
+            cls = blocking_variant(cls)
+        return super().__new__(cls, *args, **kwargs)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         apply_environment(self, configured_names(self, kwargs))
