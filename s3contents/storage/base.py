@@ -24,7 +24,16 @@ from ..metrics import StorageMeter
 
 _T = TypeVar("_T")
 
-__all__ = ["Copied", "Listing", "ObjectInfo", "PutMode", "Storage", "UploadPart"]
+__all__ = [
+    "Copied",
+    "Listing",
+    "ObjectInfo",
+    "PendingUpload",
+    "PutMode",
+    "Storage",
+    "StoredParts",
+    "UploadPart",
+]
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,28 @@ class UploadPart:
     number: int
     etag: str
     size: int
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """A multipart upload begun and neither completed nor aborted, as the store lists it."""
+
+    key: str
+    upload_id: str
+    #: When it began, on this machine's clock (timezone-aware UTC): adapters correct the
+    #: store's own clock by the ``Date`` of its answer, so a skewed clock cannot make a live
+    #: upload look old.
+    initiated: datetime
+
+
+@dataclass(frozen=True)
+class StoredParts:
+    """The parts an upload in progress holds in the store."""
+
+    count: int = 0
+    size: int = 0
+    #: When the newest was stored, on this machine's clock; ``None`` without parts.
+    newest: datetime | None = None
 
 
 class Storage(abc.ABC):
@@ -230,6 +261,25 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def multipart_abort(self, key: str, upload_id: str) -> None:
         """Abandon an upload and free its parts (no error if already gone)."""
+
+    @abc.abstractmethod
+    async def multipart_list(self, prefix: str) -> builtins.list[PendingUpload]:
+        """The uploads in progress whose keys start with ``prefix``, whoever began them
+        (other processes too): one request, more only for more than a page of them.
+
+        For the sweep of orphaned uploads (:meth:`ChunkedUploads.sweep
+        <s3contents.uploads.ChunkedUploads.sweep>`). A store whose uploads cannot be listed
+        returns ``[]`` and says why.
+        """
+
+    @abc.abstractmethod
+    async def multipart_parts(self, key: str, upload_id: str) -> StoredParts:
+        """The parts an upload in progress holds: how many, their bytes, and when the newest
+        was stored (on this machine's clock, as :attr:`PendingUpload.initiated`). One
+        request, more only for more than a page of parts.
+
+        :class:`NotFound` when the upload is gone (completed or aborted meanwhile).
+        """
 
     # -- lifecycle ------------------------------------------------------------------------
     @property

@@ -29,6 +29,11 @@ How the port maps to GCS (one line per request; the kind counted in ``stats`` in
   the bytes buffered so far, as many whole 256 KiB blocks as it can while keeping at least
   one byte back [PUT]; ``complete`` PUTs the rest with the total size, which creates the
   object [PUT]; ``abort`` DELETEs the session URI [DELETE]. Memory: a part plus < 256 KiB.
+  ``multipart_list`` returns nothing, without a request: GCS has no request that lists
+  resumable upload sessions (a session is known only by the URI its ``begin`` answered, kept
+  in the process that began it); a session holds no object (nothing appears in the bucket
+  before the final chunk), and GCS forgets an abandoned one by itself, a week after it
+  began. So there are no orphans to sweep, and none could be found.
 
 The ``etag`` of an :class:`~s3contents.storage.base.ObjectInfo` is the object's
 *generation* (a number GCS changes on every write of the object): it is what GCS's
@@ -67,7 +72,16 @@ from ..errors import (
     NotFound,
     Unavailable,
 )
-from .base import Copied, Listing, ObjectInfo, PutMode, Storage, UploadPart
+from .base import (
+    Copied,
+    Listing,
+    ObjectInfo,
+    PendingUpload,
+    PutMode,
+    Storage,
+    StoredParts,
+    UploadPart,
+)
 
 __all__ = ["GCSStorage"]
 
@@ -755,6 +769,20 @@ class GCSStorage(Storage):
             await self._request(
                 "DELETE", "DELETE", upload.url, key, ok=(499, 404, 410), retry=False
             )
+
+    async def multipart_list(self, prefix: str) -> builtins.list[PendingUpload]:
+        """Nothing: resumable upload sessions cannot be listed (see the module's notes),
+        and an abandoned one holds no object and expires by itself after a week."""
+        return []
+
+    async def multipart_parts(self, key: str, upload_id: str) -> StoredParts:
+        """Only this process's own sessions are known (GCS cannot list sessions, see
+        :meth:`multipart_list`), and it keeps no parts: what it has sent counts as one,
+        stored now. :class:`NotFound` for any other id."""
+        upload = self._upload(key, upload_id)
+        if not upload.sent:
+            return StoredParts()
+        return StoredParts(1, upload.sent, datetime.now(timezone.utc))
 
     # -- bucket ---------------------------------------------------------------------------
     async def check_bucket(self) -> None:

@@ -13,7 +13,8 @@ import builtins
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from aiobotocore.config import AioConfig
@@ -39,7 +40,16 @@ from ..errors import (
     NotFound,
     Unavailable,
 )
-from .base import Copied, Listing, ObjectInfo, PutMode, Storage, UploadPart
+from .base import (
+    Copied,
+    Listing,
+    ObjectInfo,
+    PendingUpload,
+    PutMode,
+    Storage,
+    StoredParts,
+    UploadPart,
+)
 
 __all__ = ["S3Storage"]
 
@@ -59,6 +69,8 @@ _KIND = {
     "AbortMultipartUpload": "DELETE",
     "CreateMultipartUpload": "POST",
     "CompleteMultipartUpload": "POST",
+    "ListMultipartUploads": "LIST",
+    "ListParts": "LIST",
 }
 #: Operations that create objects: these get SSE and the additional write arguments.
 _WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
@@ -70,6 +82,12 @@ _CHANGES = _WRITES | {
     "CompleteMultipartUpload",
     "AbortMultipartUpload",
 }
+
+#: Uploads (and parts) asked for per ListMultipartUploads (ListParts) page: AWS's most.
+_UPLOADS_PAGE = 1000
+
+#: Clock differences up to this are taken for the rounding of the ``Date`` header.
+_CLOCK_TOLERANCE = timedelta(seconds=2)
 
 #: Keys asked for per LIST page. AWS answers at most 1000 whatever we ask; servers that
 #: allow larger pages (SeaweedFS, MinIO) then answer a big folder in one request.
@@ -517,6 +535,51 @@ class S3Storage(Storage):
         with contextlib.suppress(NotFound):
             await self._call("AbortMultipartUpload", key, Key=key, UploadId=upload_id)
 
+    async def multipart_list(self, prefix: str) -> builtins.list[PendingUpload]:
+        found: builtins.list[PendingUpload] = []
+        markers: dict[str, str] = {}
+        seen: set[tuple[str, str]] = set()
+        while True:
+            r = await self._call(
+                "ListMultipartUploads", prefix, Prefix=prefix, MaxUploads=_UPLOADS_PAGE, **markers
+            )
+            skew = _clock_skew(r)
+            for upload in r.get("Uploads", ()):
+                key = str(upload.get("Key", ""))
+                if key.startswith(prefix) and upload.get("UploadId") and upload.get("Initiated"):
+                    initiated = _utc(upload["Initiated"]) + skew
+                    found.append(PendingUpload(key, str(upload["UploadId"]), initiated))
+            if not r.get("IsTruncated"):
+                return found
+            marker = (str(r.get("NextKeyMarker") or ""), str(r.get("NextUploadIdMarker") or ""))
+            if not marker[0] or marker in seen:
+                # SeaweedFS marks a page truncated without saying where the next one starts.
+                log.info("%s listed uploads in progress without a next page marker", self.url)
+                return found
+            seen.add(marker)
+            markers = {"KeyMarker": marker[0], "UploadIdMarker": marker[1]}
+
+    async def multipart_parts(self, key: str, upload_id: str) -> StoredParts:
+        count = size = 0
+        newest: datetime | None = None
+        marker = 0
+        while True:
+            kwargs: dict[str, Any] = {"Key": key, "UploadId": upload_id, "MaxParts": _UPLOADS_PAGE}
+            if marker:
+                kwargs["PartNumberMarker"] = marker
+            r = await self._call("ListParts", key, **kwargs)
+            skew = _clock_skew(r)
+            for part in r.get("Parts", ()):
+                count += 1
+                size += int(part.get("Size") or 0)
+                if part.get("LastModified"):
+                    stored = _utc(part["LastModified"]) + skew
+                    newest = stored if newest is None else max(newest, stored)
+            following = int(r.get("NextPartNumberMarker") or 0)
+            if not r.get("IsTruncated") or following <= marker:
+                return StoredParts(count, size, newest)
+            marker = following
+
     # -- set-up facts ---------------------------------------------------------------------
     @property
     def endpoint(self) -> str:
@@ -581,6 +644,21 @@ def _info(obj: dict[str, Any]) -> ObjectInfo:
     return ObjectInfo(
         obj["Key"], int(obj.get("Size", 0)), _utc(obj["LastModified"]), _etag(obj.get("ETag"))
     )
+
+
+def _clock_skew(response: dict[str, Any]) -> timedelta:
+    """This machine's clock minus the store's, from the ``Date`` of its answer (zero when it
+    has none): added to the store's times, it puts them on this machine's clock."""
+    raw = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        theirs = parsedate_to_datetime(raw) if raw else None
+    except (TypeError, ValueError):
+        theirs = None
+    if theirs is None or theirs.tzinfo is None:
+        return timedelta(0)
+    skew = datetime.now(timezone.utc).replace(microsecond=0) - theirs
+    # A Date is whole seconds: a difference of a second or so is its rounding, not skew.
+    return skew if abs(skew) > _CLOCK_TOLERANCE else timedelta(0)
 
 
 def _snake(op: str) -> str:

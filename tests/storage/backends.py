@@ -51,6 +51,8 @@ class Backend:
     #: S3 PUTs the part and POSTs the completion; a GCS resumable upload keeps a part
     #: smaller than 256 KiB back and sends it all with the completion.
     tiny_upload_requests: ClassVar[dict[str, int]]
+    #: Uploads in progress can be listed (S3's ListMultipartUploads; GCS has no such request).
+    lists_uploads: ClassVar[bool]
 
     def storage(
         self,
@@ -108,6 +110,7 @@ class S3Backend(Backend):
     page_module = s3_module
     delete_batch = 1000
     tiny_upload_requests = {"PUT": 1, "POST": 1}
+    lists_uploads = True
 
     def __init__(self, server: S3Server) -> None:
         self.server = server
@@ -189,6 +192,7 @@ class GCSBackend(Backend):
     page_module = gcs_module
     delete_batch = 100  # GCS's limit of calls per batch request
     tiny_upload_requests = {"PUT": 1}
+    lists_uploads = False
 
     def __init__(self, server: GCSServer) -> None:
         self.server = server

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import boto3
@@ -110,6 +111,35 @@ def _s3_part_of_aborted_upload(server: S3Server, bucket: str, prefix: str) -> st
         return "accepts a part of an aborted upload"
     finally:
         s3.close()
+
+
+def _s3_upload_initiated(server: S3Server, bucket: str, prefix: str) -> str | None:
+    s3 = server.admin
+    key = f"{prefix}initiated"
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    try:
+        listed = s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix)
+        now = parsedate_to_datetime(listed["ResponseMetadata"]["HTTPHeaders"]["date"])
+        initiated = [u["Initiated"] for u in listed.get("Uploads", []) if u["Key"] == key]
+    finally:
+        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    if initiated and abs((now - initiated[0]).total_seconds()) < 60:
+        return None
+    return f"lists an upload begun a moment ago as initiated at {initiated}, not when it began"
+
+
+def _s3_uploads_pagination(server: S3Server, bucket: str, prefix: str) -> str | None:
+    s3 = server.admin
+    keys = [f"{prefix}page-{i}" for i in range(3)]
+    ids = [s3.create_multipart_upload(Bucket=bucket, Key=k)["UploadId"] for k in keys]
+    try:
+        page = s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix, MaxUploads=2)
+    finally:
+        for key, upload_id in zip(keys, ids, strict=True):
+            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    if not page.get("IsTruncated") or page.get("NextKeyMarker"):
+        return None  # one whole page (MaxUploads ignored) or a page that says where to go on
+    return "marks a page of ListMultipartUploads truncated without a NextKeyMarker to go on from"
 
 
 def _s3_authenticates(server: S3Server, bucket: str, prefix: str) -> str | None:
@@ -242,6 +272,8 @@ GAPS: dict[str, dict[str, Probe]] = {
     "delete_if_match": {"s3": _s3_delete_if_match, "gcs": _gcs_delete_if_match},
     "delete_many_if_match": {"s3": _s3_delete_many_if_match, "gcs": _gcs_delete_if_match},
     "part_of_aborted_upload": {"s3": _s3_part_of_aborted_upload},
+    "upload_initiated": {"s3": _s3_upload_initiated},
+    "uploads_pagination": {"s3": _s3_uploads_pagination},
     "missing_bucket_error": {"gcs": _gcs_missing_bucket},
     "authenticates": {"s3": _s3_authenticates, "gcs": _gcs_authenticates},
     "cancelled_session": {"gcs": _gcs_cancelled_session},

@@ -20,6 +20,11 @@ behaviour down:
   overwrites there;
 * moto answers 500 instead of ``NoSuchUpload`` (404) for a part sent to an aborted upload;
 * moto before 5.2.6 ignored the ``ETag`` condition of ``DeleteObjects`` entries;
+* moto lists every multipart upload as initiated on 2010-11-10 (a fixed date), not when it
+  began;
+* SeaweedFS marks a page of ListMultipartUploads truncated without a ``NextKeyMarker``, so the
+  next page cannot be asked for (moto ignores ``MaxUploads`` and answers every upload in one
+  page, which is complete);
 * fake-gcs-server ignores ``ifGenerationMatch`` on object deletes (GCS answers 412);
 * fake-gcs-server ignores ``ifGenerationMatch=0`` on ``rewriteTo`` (GCS answers 412);
 * fake-gcs-server answers requests for objects in a missing bucket with the bare 404 of a
@@ -66,7 +71,7 @@ from s3contents.errors import (
     NotFound,
     Unavailable,
 )
-from s3contents.storage.base import Copied, Listing, ObjectInfo, PutMode, Storage
+from s3contents.storage.base import Copied, Listing, ObjectInfo, PutMode, Storage, StoredParts
 
 from .backends import Backend
 
@@ -719,6 +724,89 @@ async def test_part_of_aborted_upload_is_not_found(backend: Backend, prefix: str
             await storage.multipart_part(key, upload_id, 2, b"y")
         with pytest.raises(NotFound):
             await storage.multipart_complete(key, upload_id, [part])
+
+
+async def test_multipart_list_shows_uploads_in_progress_under_the_prefix(
+    storage: Storage, prefix: str, backend: Backend
+) -> None:
+    inside = [f"{prefix}a.bin", f"{prefix}sub/b.bin"]
+    outside = prefix.rstrip("/") + "-sibling/c.bin"  # same start, another prefix
+    ids = {key: await storage.multipart_begin(key) for key in [*inside, outside]}
+    await storage.multipart_part(inside[0], ids[inside[0]], 1, b"part")
+    storage.stats.clear()
+    try:
+        listed = await storage.multipart_list(prefix)
+        if not backend.lists_uploads:
+            # GCS: resumable sessions cannot be listed; nothing is asked.
+            assert listed == [] and +storage.stats == {}
+            return
+        assert storage.stats == {"LIST": 1}
+        found = sorted((u.key, u.upload_id) for u in listed)
+        assert found == sorted((k, ids[k]) for k in inside)
+    finally:
+        for key, upload_id in ids.items():
+            await storage.multipart_abort(key, upload_id)
+    assert await storage.multipart_list(prefix) == []
+
+
+async def test_multipart_list_tells_when_each_upload_began(
+    storage: Storage, prefix: str, backend: Backend, gap: Gap
+) -> None:
+    if backend.lists_uploads:
+        gap("upload_initiated")
+    began = datetime.now(timezone.utc)
+    key = f"{prefix}when.bin"
+    upload_id = await storage.multipart_begin(key)
+    try:
+        listed = await storage.multipart_list(prefix)
+    finally:
+        await storage.multipart_abort(key, upload_id)
+    for upload in listed:
+        assert began - timedelta(seconds=5) <= upload.initiated <= began + timedelta(seconds=5)
+    assert len(listed) == (1 if backend.lists_uploads else 0)
+
+
+async def test_multipart_list_pages(
+    backend: Backend, prefix: str, gap: Gap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend.lists_uploads:
+        gap("uploads_pagination")
+        monkeypatch.setattr(backend.page_module, "_UPLOADS_PAGE", 2)
+    async with opened(backend) as storage:
+        keys = [f"{prefix}u{i}.bin" for i in range(5)]
+        ids = {await storage.multipart_begin(key): key for key in keys}
+        try:
+            listed = await storage.multipart_list(prefix)
+            expected = sorted(ids) if backend.lists_uploads else []
+            assert sorted(u.upload_id for u in listed) == expected
+        finally:
+            for upload_id, key in ids.items():
+                await storage.multipart_abort(key, upload_id)
+
+
+async def test_multipart_parts_of_an_upload_in_progress(
+    storage: Storage, prefix: str, backend: Backend
+) -> None:
+    key = f"{prefix}parts.bin"
+    if not backend.lists_uploads:
+        # GCS: only this process's own sessions are known; other ids are not found.
+        with pytest.raises(NotFound):
+            await storage.multipart_parts(key, "not-an-upload")
+        return
+    upload_id = await storage.multipart_begin(key)
+    assert await storage.multipart_parts(key, upload_id) == StoredParts()
+    began = datetime.now(timezone.utc)
+    await storage.multipart_part(key, upload_id, 1, os.urandom(5 * MIB))
+    await storage.multipart_part(key, upload_id, 2, b"tail")
+    storage.stats.clear()
+    parts = await storage.multipart_parts(key, upload_id)
+    assert storage.stats == {"LIST": 1}
+    assert (parts.count, parts.size) == (2, 5 * MIB + 4)
+    assert parts.newest is not None
+    assert began - timedelta(seconds=5) <= parts.newest <= began + timedelta(seconds=5)
+    await storage.multipart_abort(key, upload_id)
+    with pytest.raises(NotFound):
+        await storage.multipart_parts(key, upload_id)
 
 
 async def test_complete_of_aborted_upload_fails(backend: Backend, prefix: str) -> None:
