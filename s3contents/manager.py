@@ -165,8 +165,10 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         600.0,
         config=True,
         help="""Seconds after which a chunked upload that stopped receiving chunks is
-        aborted and its parts freed in the bucket. Default: 600. Environment variable:
-        S3CONTENTS_UPLOAD_TIMEOUT.""",
+        aborted and its parts freed in the bucket. Uploads under the prefix left behind by a
+        process that died (begun, and given their last part, longer ago than this) are
+        aborted when a Jupyter server starts and every this many seconds. Default: 600.
+        Environment variable: S3CONTENTS_UPLOAD_TIMEOUT.""",
     ).tag(env="S3CONTENTS_UPLOAD_TIMEOUT")
 
     delete_to_trash = Bool(
@@ -455,7 +457,17 @@ class ObjectStoreContentsManager(AsyncContentsManager):
     @_api
     async def file_exists(self, path: str = "") -> bool:
         api_path = self._norm(path)
-        return await self._file_info(api_path) is not None
+        if self._uploads is None or not api_path:
+            return await self._file_info(api_path) is not None
+        # jupyter_server's PUT handler asks before each chunk of an upload: the upload
+        # changes nothing at the key until it completes, so its session remembers the answer.
+        key = self.keys.key(api_path)
+        known = self._uploads.object_exists(key)
+        if known is not None:
+            return bool(known)
+        exists = await self._file_info(api_path) is not None
+        self._uploads.note_object_exists(key, exists)
+        return exists
 
     @_api
     async def exists(self, path: str) -> bool:
@@ -708,14 +720,15 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 raise BadRequest(f"{err}; the upload was aborted", path=api_path) from None
             raise
         content_type = models.guess_mimetype(api_path) or "application/octet-stream"
-        done, received = await self.uploads.add(key, chunk, data, content_type)
-        if not done:
-            saved = models.file_model(api_path, "file", datetime.now(timezone.utc), received)
-            return saved
-        info = await self.storage.head(key)
+        result = await self.uploads.add(key, chunk, data, content_type)
+        if result.info is None:
+            now = datetime.now(timezone.utc)
+            return models.file_model(api_path, "file", now, result.received)
+        info = result.info
         saved = models.file_model(api_path, "file", info.last_modified, info.size)
-        await self._run_post_save_hooks(saved, api_path)
-        self.emit(data={"action": "save", "path": api_path})
+        if result.wrote:  # not for a last chunk sent again and answered without a write
+            await self._run_post_save_hooks(saved, api_path)
+            self.emit(data={"action": "save", "path": api_path})
         return saved
 
     # -- hooks ----------------------------------------------------------------------------
@@ -1078,8 +1091,25 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             raise NotFound(f"file does not exist: {api_path!r}", path=api_path)
         return api_path
 
+    async def sweep_uploads(self) -> int:
+        """Abort the orphaned uploads under this manager's prefix (left behind by a process
+        that died: silent for longer than ``upload_timeout``); returns how many. A Jupyter
+        server does it at start and every ``upload_timeout`` seconds (see
+        :mod:`s3contents.serverext`)."""
+        try:
+            return int(await self.uploads.sweep(self.keys.root))
+        except ContentsError as err:
+            raise to_http_error(err) from None
+
+    def start_sweeping_uploads(self) -> None:
+        """Sweep now and every ``upload_timeout`` seconds in the running event loop, until
+        :meth:`close` (the server extension calls it at start)."""
+        self._remember_loop()
+        self.uploads.start_sweeping(self.keys.root)
+
     async def close(self) -> None:
-        """Abort uploads in progress and close the storage connections."""
+        """Abort uploads in progress, stop the sweeps and close the storage connections
+        (the server extension calls it when the server stops). May be called again."""
         if self._uploads is not None:
             await self._uploads.abort_all()
         if self._storage is not None:

@@ -221,3 +221,178 @@ async def test_concurrent_uploads_to_different_paths(
     for name, data in payloads.items():
         assert _object(s3, cm, name) == data
     assert _uploads_in_progress(s3, cm) == []
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def _expect_400(raised: Any) -> str:
+    assert raised.value.status_code == 400
+    return str(raised.value.log_message)
+
+
+async def test_a_resent_chunk_replaces_the_previous_one(
+    make_cm: Callable[..., S3ContentsManager], s3: Any
+) -> None:
+    # A client that got no answer for chunk N sends it again: the second copy replaces the
+    # first (even with other bytes), memory stays bounded, and the file is exactly the
+    # chunks as last sent.
+    cm = make_cm(upload_part_size=PART)
+    data = os.urandom(13 * MIB + 7)
+    chunks = list(_chunks(data))
+    peak = 0
+    for i, (chunk, content) in enumerate(chunks):
+        if chunk != -1 and i % 3 == 1:
+            garbage = base64.b64encode(os.urandom(MIB // 2)).decode("ascii")
+            await cm.save(_model(chunk, garbage), "retry.bin")  # lost answer, resent below
+            await cm.save(_model(chunk, content), "retry.bin")
+            peak = max(peak, cm.uploads.buffered_bytes)
+        if chunk != -1 and i % 4 == 2:
+            await cm.save(_model(chunk, content), "retry.bin")  # the same bytes twice
+        await cm.save(_model(chunk, content), "retry.bin")
+        peak = max(peak, cm.uploads.buffered_bytes)
+    assert _object(s3, cm, "retry.bin") == data
+    assert peak <= PART + 2 * MIB
+    assert _uploads_in_progress(s3, cm) == []
+
+
+async def test_chunk_1_again_restarts_the_upload(
+    make_cm: Callable[..., S3ContentsManager], s3: Any
+) -> None:
+    cm = make_cm(upload_part_size=PART)
+    first = list(_chunks(os.urandom(7 * MIB)))
+    for chunk in first[:6]:  # one part sent
+        await cm.save(_model(*chunk), "again.bin")
+    data = os.urandom(3 * MIB)
+    for chunk, content in _chunks(data):
+        await cm.save(_model(chunk, content), "again.bin")
+        assert len(_uploads_in_progress(s3, cm)) <= 1
+    assert _object(s3, cm, "again.bin") == data
+    assert _uploads_in_progress(s3, cm) == []
+
+
+async def test_an_older_chunk_is_400_and_keeps_the_old_file(
+    make_cm: Callable[..., S3ContentsManager], s3: Any
+) -> None:
+    cm = make_cm(upload_part_size=PART)
+    await cm.save({"type": "file", "format": "text", "content": "old"}, "f.bin")
+    chunks = list(_chunks(os.urandom(8 * MIB)))
+    for chunk in chunks[:4]:
+        await cm.save(_model(*chunk), "f.bin")
+    with pytest.raises(HTTPError) as raised:
+        await cm.save(_model(*chunks[2]), "f.bin")  # chunk 3 after chunk 4
+    assert "out of order" in _expect_400(raised)
+    assert _uploads_in_progress(s3, cm) == []
+    assert cm.uploads.sessions == {}
+    assert _object(s3, cm, "f.bin") == b"old"
+
+
+async def test_the_last_chunk_resent(make_cm: Callable[..., S3ContentsManager], s3: Any) -> None:
+    calls: list[str] = []
+    cm = make_cm(
+        upload_part_size=PART, post_save_hook=lambda model, s3_path, **kw: calls.append(s3_path)
+    )
+    data = os.urandom(12 * MIB + 3)
+    chunks = list(_chunks(data))
+    for chunk in chunks:
+        saved = await cm.save(_model(*chunk), "last.bin")
+    assert calls == ["last.bin"]
+    etag = s3.head_object(Bucket=cm.bucket, Key=f"{cm.prefix}/last.bin")["ETag"]
+    cm.storage.stats.clear()
+    # The same bytes again (the answer was lost): answered as done, nothing written.
+    again = await cm.save(_model(*chunks[-1]), "last.bin")
+    assert again == saved
+    assert +cm.storage.stats == {"HEAD": 1}
+    assert s3.head_object(Bucket=cm.bucket, Key=f"{cm.prefix}/last.bin")["ETag"] == etag
+    assert calls == ["last.bin"]
+    # Other bytes: they replace the last chunk (the first 12 MiB come back from the bucket).
+    tail = os.urandom(MIB // 3)
+    replaced = await cm.save(_model(-1, base64.b64encode(tail).decode()), "last.bin")
+    assert _object(s3, cm, "last.bin") == data[: 12 * MIB] + tail
+    assert replaced["size"] == 12 * MIB + len(tail)
+    assert calls == ["last.bin"] * 2
+    assert _uploads_in_progress(s3, cm) == []
+    # Once the file changed behind the upload's back, a resent last chunk has no upload.
+    await cm.save({"type": "file", "format": "text", "content": "someone else"}, "last.bin")
+    with pytest.raises(HTTPError) as raised:
+        await cm.save(_model(*chunks[-1]), "last.bin")
+    assert "changed" in _expect_400(raised)
+    assert _object(s3, cm, "last.bin") == b"someone else"
+
+
+async def test_a_stray_chunk_of_a_superseded_upload_is_not_mixed_in(
+    make_cm: Callable[..., S3ContentsManager], s3: Any
+) -> None:
+    # Upload A is superseded by upload B to the same path; A's chunk arrives again with A's
+    # bytes, looking like a resend of B's chunk of the same number: refused, never mixed.
+    cm = make_cm(upload_part_size=PART)
+    a = list(_chunks(os.urandom(6 * MIB)))
+    b = list(_chunks(os.urandom(6 * MIB)))
+    await cm.save({"type": "file", "format": "text", "content": "old"}, "ab.bin")
+    for chunk in a[:3]:
+        await cm.save(_model(*chunk), "ab.bin")
+    for chunk in b[:3]:
+        await cm.save(_model(*chunk), "ab.bin")
+    with pytest.raises(HTTPError) as raised:
+        await cm.save(_model(*a[2]), "ab.bin")
+    assert "superseded" in _expect_400(raised)
+    assert _uploads_in_progress(s3, cm) == []
+    assert _object(s3, cm, "ab.bin") == b"old"
+
+
+async def test_file_exists_is_answered_from_the_upload(
+    make_cm: Callable[..., S3ContentsManager], s3: Any
+) -> None:
+    # jupyter_server's PUT handler asks file_exists before each chunk: one HEAD answers the
+    # whole upload (two: chunk 1 comes before the upload exists).
+    cm = make_cm(upload_part_size=PART)
+    await cm.file_exists("x.bin")
+    cm.storage.stats.clear()
+    answers = []
+    for chunk, content in _chunks(os.urandom(16 * MIB)):
+        answers.append(await cm.file_exists("h.bin"))
+        await cm.save(_model(chunk, content), "h.bin")
+    assert answers == [False] * 16
+    assert await cm.file_exists("h.bin")
+    # 2 HEAD (chunks 1 and 2) + 1 of the saved model + 1 above; 1 create, 4 parts, 1 complete.
+    assert +cm.storage.stats == {"HEAD": 4, "POST": 2, "PUT": 4}
+
+
+# --------------------------------------------------------------------------- orphans
+
+
+def _begin(s3: Any, bucket: str, key: str, part: bool = False) -> str:
+    upload_id = str(s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"])
+    if part:
+        s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"p" * 100)
+    return upload_id
+
+
+async def test_sweep_aborts_only_orphans_under_the_prefix(
+    make_cm: Callable[..., S3ContentsManager], s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cm = make_cm(upload_part_size=PART, upload_timeout=2)
+    monkeypatch.setattr(cm.uploads, "_ensure_reaper", lambda: None)  # keep our own upload
+    bucket, prefix = cm.bucket, cm.prefix
+    orphan = _begin(s3, bucket, f"{prefix}/dead/a.bin", part=True)
+    orphan_no_part = _begin(s3, bucket, f"{prefix}/dead.bin")
+    outside = _begin(s3, bucket, f"{prefix}-other/a.bin")  # another prefix, same start
+    outside_too = _begin(s3, bucket, f"elsewhere/{prefix}/a.bin")
+    live = _begin(s3, bucket, f"{prefix}/live.bin")  # another process, still receiving parts
+    await cm.save(_model(1, base64.b64encode(b"mine").decode()), "mine.bin")
+    await asyncio.sleep(3.2)
+    s3.upload_part(Bucket=bucket, Key=f"{prefix}/live.bin", UploadId=live, PartNumber=1, Body=b"x")
+    young = _begin(s3, bucket, f"{prefix}/young.bin")
+    cm.storage.stats.clear()
+    assert await cm.sweep_uploads() == 2
+    # One listing; the parts of each upload older than the time limit (not ours).
+    assert cm.storage.stats["LIST"] == 1 + 3
+    left = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    ids = {u["UploadId"] for u in left}
+    assert orphan not in ids and orphan_no_part not in ids
+    mine = cm.uploads.sessions[f"{prefix}/mine.bin"].upload_id
+    assert {outside, outside_too, live, young, mine} <= ids
+    for u in left:
+        if u["UploadId"] in {outside, outside_too, live, young}:
+            s3.abort_multipart_upload(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"])
+    assert await cm.sweep_uploads() == 0

@@ -108,12 +108,4 @@ EXCLUDED: dict[str, str] = {
         "`require_hash`, on a file written to the server's `root_dir` on disk: the server's "
         "support of old local managers, not the configured manager"
     ),
-    # -- test_largefilemanager.py ----------------------------------------------------------
-    "test_largefilemanager.py::test_saving_different_chunks": (
-        "sends chunks 1, 1, 2, 2, -1, -1 and expects each to be appended to a file on disk; "
-        "our managers stream chunks into a multipart upload and check their order: a "
-        "repeated chunk is out of order (400, the upload is aborted) and the previous version "
-        "stays intact, as our large-files design requires (a resent chunk appended twice would "
-        "corrupt the file)"
-    ),
 }
