@@ -8,8 +8,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from . import redact as _redact
-from .s3manager import S3ContentsManager
+
+if TYPE_CHECKING:
+    from .s3manager import S3ContentsManager
 
 # Before any configuration is loaded: traitlets logs it whole at DEBUG (see redact.py).
 _redact.install()
@@ -17,3 +21,14 @@ _redact.install()
 __version__ = "1.0.0.dev0"
 
 __all__ = ["S3ContentsManager", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # S3ContentsManager is imported on first use, not with the package: the manager pulls in
+    # Jupyter Server and botocore (2 s), which the `s3contents` command needs only to run a
+    # server, not for --help.
+    if name == "S3ContentsManager":
+        from .s3manager import S3ContentsManager
+
+        return S3ContentsManager
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
