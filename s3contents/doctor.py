@@ -3,7 +3,9 @@
 Checks, in order: the configuration parses; credentials resolve (their source, never the
 secret); the endpoint answers; the bucket exists; listing, writing, reading, copying and
 deleting under the prefix are allowed; and whether the store honours create-only writes.
-Each check prints one line, and a fix hint when it fails. Only a probe object under the
+Each check prints one line, and a fix hint when it fails. The credentials line says where
+they were found, and is ``ok`` only once the storage accepted them (the bucket check), or
+``FAIL`` when it rejected them: one line, one verdict. Only a probe object under the
 prefix (``.s3contents-doctor-<random>``) is written, and it is deleted again.
 """
 
@@ -27,9 +29,11 @@ from .errors import (
     Unavailable,
 )
 from .storage.base import Listing, PutMode, Storage
+from .storage.s3 import mask_key
 
 __all__ = ["Check", "run_checks"]
 
+#: skip: not tried, or (credentials) found but given no verdict by any request.
 OK, FAIL, WARN, SKIP = "ok", "FAIL", "warn", "skip"
 
 #: The permission each step needs, by provider, for fix hints.
@@ -67,6 +71,20 @@ class Check:
         return line + (f"\n       fix: {self.fix}" if self.fix else "")
 
 
+def _no_credentials_fix(storage: Storage) -> str:
+    if (urlparse(storage.url).scheme or "s3") == "s3":
+        return (
+            "set access_key_id and secret_access_key (JPY_S3_ACCESS_KEY_ID and "
+            "JPY_S3_SECRET_ACCESS_KEY), or AWS's default credentials (AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, a profile, an instance or workload "
+            "role); for the embedded server, start 's3contents lab'"
+        )
+    return (
+        "set access_key_id and secret_access_key, or configure the provider's default "
+        "credentials (environment, profile, instance or workload role)"
+    )
+
+
 def _permission(storage: Storage, step: str, bucket: str, prefix: str) -> str:
     scheme = urlparse(storage.url).scheme or "s3"
     table = _PERMISSIONS.get(scheme, _PERMISSIONS["s3"])
@@ -85,8 +103,12 @@ async def _endpoint_answers(url: str, timeout: float = 5.0) -> float:
     return time.monotonic() - started
 
 
-async def run_checks(cm: Any) -> list[Check]:
-    """Run every check against the manager's storage; never raises for a failed check."""
+async def run_checks(cm: Any, credentials_from: str | None = None) -> list[Check]:
+    """Run every check against the manager's storage; never raises for a failed check.
+
+    ``credentials_from`` names where the manager's own keys came from ("environment
+    variables JPY_S3_ACCESS_KEY_ID and JPY_S3_SECRET_ACCESS_KEY", a config file...); without
+    it the storage says (the provider's credential chain names its source)."""
     storage: Storage = cm.storage
     bucket = getattr(cm, "bucket", "")
     root = cm.keys.root
@@ -95,21 +117,36 @@ async def run_checks(cm: Any) -> list[Check]:
     def hint(step: str) -> str:
         return _permission(storage, step, bucket, root)
 
-    # Credentials.
+    # Credentials: found now, judged by the first request that needs them (the bucket's).
     try:
-        source = await storage.describe_credentials()
-        checks.append(Check("credentials", OK, source))
+        described = await storage.describe_credentials()
     except ContentsError as err:
-        checks.append(
-            Check(
-                "credentials",
-                FAIL,
-                str(err),
-                "set access_key_id and secret_access_key, or configure the provider's "
-                "default credentials (environment, profile, instance or workload role)",
-            )
-        )
+        checks.append(Check("credentials", FAIL, str(err), _no_credentials_fix(storage)))
         return checks
+    who, _, found_in = described.partition(" from ")
+    if credentials_from:
+        key = getattr(cm, "access_key_id", None)
+        who, found_in = (f"access key {mask_key(key)}" if key else who), credentials_from
+    credentials = Check("credentials", SKIP, "")
+    checks.append(credentials)
+
+    def judge(status: str, outcome: str, fix: str = "") -> None:
+        credentials.status, credentials.fix = status, fix
+        if status == OK:
+            credentials.detail = f"{who} from {found_in}: accepted" if found_in else f"{who}"
+        elif found_in:
+            credentials.detail = f"{who} found in {found_in}{outcome}"
+        else:
+            credentials.detail = f"{who}{outcome}"
+
+    judge(SKIP, "; not tried: the endpoint does not answer")
+    credentials_fix = (
+        f"the key id or secret{' found in ' + found_in if found_in else ''} is wrong, or the "
+        "token expired: check them (and the region/endpoint they belong to)"
+    )
+
+    def rejected(err: ContentsError) -> None:
+        judge(FAIL, f": {err}", credentials_fix)
 
     # Endpoint.
     try:
@@ -128,19 +165,17 @@ async def run_checks(cm: Any) -> list[Check]:
         )
         return checks
 
-    credentials_fix = (
-        "the key id or secret is wrong, or the token expired: check them (and the "
-        "region/endpoint they belong to)"
-    )
-
     # Bucket.
+    judge(SKIP, "; not confirmed: the bucket check did not get an answer about them")
     try:
         await storage.check_bucket()
+        judge(OK, "")
         checks.append(Check("bucket", OK, f"{storage.url} exists"))
     except BadCredentials as err:
-        checks.append(Check("credentials", FAIL, str(err), credentials_fix))
+        rejected(err)
         return checks
     except Forbidden:
+        judge(OK, "")  # refused with valid credentials: they were accepted
         checks.append(
             Check(
                 "bucket",
@@ -166,7 +201,7 @@ async def run_checks(cm: Any) -> list[Check]:
         try:
             await action()
         except BadCredentials as err:
-            checks.append(Check(name, FAIL, str(err), credentials_fix))
+            rejected(err)
             return "credentials"
         except Forbidden as err:
             checks.append(Check(name, FAIL, str(err), hint(name)))
