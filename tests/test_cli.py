@@ -14,12 +14,23 @@ from servers import S3Server, free_ports
 
 
 def _doctor(
-    server: S3Server, *args: str, secret: str | None = None
+    server: S3Server,
+    *args: str,
+    secret: str | None = None,
+    config_dir: Path | None = None,
+    keys: bool = True,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_S3_", "AWS_"))}
-    env["JPY_S3_ACCESS_KEY_ID"] = server.access_key_id
-    env["JPY_S3_SECRET_ACCESS_KEY"] = secret or server.secret_access_key
-    env["JUPYTER_CONFIG_DIR"] = "/nonexistent"  # no user config
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("JPY_S3_", "AWS_ACCESS", "AWS_SECRET", "AWS_SESSION"))
+    }
+    if keys:
+        env["JPY_S3_ACCESS_KEY_ID"] = server.access_key_id
+        env["JPY_S3_SECRET_ACCESS_KEY"] = secret or server.secret_access_key
+    env.update(extra_env or {})
+    env["JUPYTER_CONFIG_DIR"] = str(config_dir or "/nonexistent")  # no user config
     return subprocess.run(
         [
             sys.executable,
@@ -35,6 +46,11 @@ def _doctor(
         text=True,
         timeout=120,
     )
+
+
+def _lines(out: str, check: str) -> list[str]:
+    """The lines of one check (``[status] name ...``)."""
+    return [line for line in out.splitlines() if line[7:].split(" ", 1)[0] == check]
 
 
 def _statuses(out: str) -> dict[str, str]:
@@ -63,6 +79,12 @@ def test_doctor_all_good_on_seaweedfs(seaweedfs: S3Server) -> None:
         "conditional": "ok",
         "delete": "ok",
     }
+    # One line for the credentials, naming where they were found, ok once accepted.
+    assert _lines(run.stdout, "credentials") == [
+        f"[ ok ] credentials        access key {seaweedfs.access_key_id[:4]}…"
+        f"{seaweedfs.access_key_id[-2:]} from environment variables JPY_S3_ACCESS_KEY_ID and "
+        "JPY_S3_SECRET_ACCESS_KEY: accepted"
+    ]
     # The probe was deleted again: nothing is left under the prefix.
     listed = seaweedfs.admin.list_objects_v2(Bucket=bucket, Prefix="some/prefix/")
     assert listed.get("KeyCount", 0) == 0
@@ -85,9 +107,44 @@ def test_doctor_says_the_credentials_are_wrong(seaweedfs: S3Server) -> None:
     run = _doctor(seaweedfs, "--bucket", bucket, secret=wrong)
     assert run.returncode == 1
     assert "rejected the credentials" in run.stdout
-    assert "fix: the key id or secret is wrong" in run.stdout
     assert wrong not in run.stdout + run.stderr
     assert "write" not in _statuses(run.stdout)
+    # One verdict, FAIL, naming where the credentials were found: never ok, then FAIL.
+    (line,) = _lines(run.stdout, "credentials")
+    assert line.startswith(
+        f"[FAIL] credentials        access key {seaweedfs.access_key_id[:4]}…"
+        f"{seaweedfs.access_key_id[-2:]} found in environment variables JPY_S3_ACCESS_KEY_ID "
+        "and JPY_S3_SECRET_ACCESS_KEY: Access denied"
+    ), run.stdout
+    assert (
+        "fix: the key id or secret found in environment variables JPY_S3_ACCESS_KEY_ID and "
+        "JPY_S3_SECRET_ACCESS_KEY is wrong"
+    ) in run.stdout
+
+
+def test_doctor_names_the_config_file_and_the_aws_chain(
+    seaweedfs: S3Server, tmp_path: Path
+) -> None:
+    bucket = seaweedfs.make_bucket()
+    config = tmp_path / "jupyter_server_config.py"
+    config.write_text(
+        f"c.S3ContentsManager.access_key_id = {seaweedfs.access_key_id!r}\n"
+        f"c.S3ContentsManager.secret_access_key = {seaweedfs.secret_access_key!r}\n"
+    )
+    run = _doctor(seaweedfs, "--bucket", bucket, config_dir=tmp_path, keys=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    (line,) = _lines(run.stdout, "credentials")
+    assert line.endswith(f"from the Jupyter config file {config}: accepted")
+
+    # The AWS chain's environment variables, when nothing else names keys.
+    aws = {
+        "AWS_ACCESS_KEY_ID": seaweedfs.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": seaweedfs.secret_access_key,
+    }
+    run = _doctor(seaweedfs, "--bucket", bucket, keys=False, extra_env=aws)
+    assert run.returncode == 0, run.stdout + run.stderr
+    (line,) = _lines(run.stdout, "credentials")
+    assert "from the environment (AWS_ACCESS_KEY_ID): accepted" in line
 
 
 def test_doctor_unreachable_endpoint(seaweedfs: S3Server) -> None:
@@ -129,7 +186,7 @@ def _weed_pids(data_home: Path) -> list[int]:
 
 def _start_lab(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
     """``s3contents lab`` with nothing configured, answering on a free port."""
-    (port,) = free_ports(1)
+    port, s3_port = free_ports(2)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_S3_", "JPYNB_S3_"))}
     env.update(XDG_DATA_HOME=str(tmp_path / "data"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
     env["JUPYTER_DATA_DIR"] = str(tmp_path / "jdata")
@@ -142,6 +199,7 @@ def _start_lab(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
             "lab",
             "--no-browser",
             f"--port={port}",
+            f"--s3-port={s3_port}",
             "--ServerApp.ip=127.0.0.1",
             "--IdentityProvider.token=t0k",
         ],
