@@ -23,6 +23,14 @@ __version__ = "1.0.0.dev0"
 __all__ = ["S3ContentsManager", "__version__"]
 
 
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """The server extension ``s3contents`` (:mod:`s3contents.serverext`), which our managers
+    enable by themselves in the server that runs them."""
+    from .serverext import S3ContentsExtension
+
+    return [{"module": "s3contents.serverext", "app": S3ContentsExtension}]
+
+
 def __getattr__(name: str) -> Any:
     # S3ContentsManager is imported on first use, not with the package: the manager pulls in
     # Jupyter Server and botocore (2 s), which the `s3contents` command needs only to run a

@@ -251,8 +251,10 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         self._owner = new_owner_id()
         self._renames_running: set[tuple[str, str]] = set()
         from .handlers import guard_contents_api
+        from .serverhooks import attach
 
         guard_contents_api(self.parent)
+        attach(self)
 
     # -- provider hooks -------------------------------------------------------------------
     def _build_storage(self) -> Storage:
@@ -324,7 +326,10 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             from .uploads import ChunkedUploads
 
             self._uploads = ChunkedUploads(
-                self.storage, part_size=self.upload_part_size, timeout=self.upload_timeout
+                self.storage,
+                part_size=self.upload_part_size,
+                timeout=self.upload_timeout,
+                logger=self.log,
             )
         return self._uploads
 
@@ -438,7 +443,9 @@ class ObjectStoreContentsManager(AsyncContentsManager):
     async def _dir_exists(self, api_path: str) -> bool:
         if not api_path:
             return True
-        return await self.storage.exists_any(self.keys.dir_prefix(api_path))
+        # A folder holding nothing but the lock of its own rename is gone for new files:
+        # a save racing the rename is refused (404) instead of landing under the old name.
+        return await self.folders.exists(api_path)
 
     async def _file_info(self, api_path: str) -> ObjectInfo | None:
         if not api_path:

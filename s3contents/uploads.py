@@ -135,9 +135,19 @@ class ChunkedUploads:
     timeout : float
         Seconds of silence after which an upload is aborted (this process's own by the
         reaper, any process's by :meth:`sweep`).
+    logger : logging.Logger, optional
+        Where aborts and sweeps are told (default: this module's logger).
     """
 
-    def __init__(self, storage: Storage, part_size: int, timeout: float) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        part_size: int,
+        timeout: float,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        #: Where aborts and sweeps are told (the manager's log: the server's).
+        self.log = logger or log
         self.storage = storage
         self.part_size = max(int(part_size), MIN_PART_SIZE)
         self.timeout = float(timeout)
@@ -373,11 +383,11 @@ class ChunkedUploads:
         session.closed = True
         session.buffer = bytearray()
         session.pending = b""
-        log.info("Aborting upload to %s: %s", session.key, why)
+        self.log.info("Aborting upload to %s: %s", session.key, why)
         try:
             await self.storage.multipart_abort(session.key, session.upload_id)
         except ContentsError:
-            log.warning("Could not abort the multipart upload to %s", session.key)
+            self.log.warning("Could not abort the multipart upload to %s", session.key)
 
     # -- what the session knows -----------------------------------------------------------
     def object_exists(self, key: str) -> bool | None:
@@ -454,7 +464,7 @@ class ChunkedUploads:
             with contextlib.suppress(NotFound):
                 await self.storage.multipart_abort(upload.key, upload.upload_id)
             aborted += 1
-            log.info(
+            self.log.info(
                 "Aborted an orphaned upload to %s (begun %s, %d part(s), %d bytes; nothing "
                 "for %.0f s)",
                 upload.key,
@@ -483,7 +493,7 @@ class ChunkedUploads:
                 await self.sweep(prefix)
                 failed = False
             except Forbidden as err:
-                log.warning(
+                self.log.warning(
                     "Orphaned uploads under %s are not swept: %s. A lifecycle rule that "
                     "aborts incomplete multipart uploads frees them instead (see "
                     "'s3contents doctor').",
@@ -493,10 +503,10 @@ class ChunkedUploads:
                 return
             except ContentsError as err:
                 if not failed:
-                    log.info("Could not sweep orphaned uploads under %s: %s", where, err)
+                    self.log.info("Could not sweep orphaned uploads under %s: %s", where, err)
                 failed = True
             except Exception:  # never let the loop die silently
-                log.exception("Sweeping orphaned uploads under %s failed", where)
+                self.log.exception("Sweeping orphaned uploads under %s failed", where)
             await asyncio.sleep(self.sweep_interval)
 
     # -- shutdown -------------------------------------------------------------------------

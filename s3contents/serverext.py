@@ -1,0 +1,45 @@
+"""The Jupyter server extension ``s3contents``: sweeps at start, closes at stop.
+
+Enabled by our contents managers themselves (:func:`s3contents.serverhooks.attach`), so
+nothing needs configuring; ``ServerApp.jpserver_extensions = {"s3contents": False}`` turns it
+off. It adds no route and no setting: it only runs
+
+* at start, once the event loop runs: a sweep of orphaned uploads under each manager's
+  prefix, then one every ``upload_timeout`` seconds
+  (:meth:`~s3contents.manager.ObjectStoreContentsManager.start_sweeping_uploads`); and, for
+  a server without a terminal, a SIGINT handler that stops it as SIGTERM does
+  (:func:`~s3contents.serverhooks.stop_on_sigint`: otherwise the server would exit on a
+  ``KeyboardInterrupt``, without running this extension's stop hook);
+* at stop: each manager's ``close()`` (its uploads in progress aborted in the bucket, the
+  sweeps stopped, the connections closed), which jupyter_server itself never calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+
+from .serverhooks import EXTENSION, close_all, managers_of, stop_on_sigint
+
+__all__ = ["S3ContentsExtension"]
+
+
+class S3ContentsExtension(ExtensionApp):
+    """Start and stop hooks of the server for our contents managers."""
+
+    name = EXTENSION
+    description = "Sweeps orphaned uploads at start and aborts uploads in progress at stop"
+    load_other_extensions = True
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        for manager in managers_of(serverapp):
+            manager.start_sweeping_uploads()
+        stop_on_sigint(serverapp)
+
+    async def stop_extension(self) -> None:
+        await close_all(managers_of(self.serverapp))
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    return [{"module": __name__, "app": S3ContentsExtension}]

@@ -1,0 +1,66 @@
+"""The server extension ``s3contents``, enabled by the manager itself (in-process server).
+
+Real processes stopped by signals are in ``tests/multiwriter/test_upload_lifecycle.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+import pytest
+from traitlets.config import Config
+
+from s3contents import S3ContentsManager
+from s3contents.serverhooks import EXTENSION, managers_of
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(params=[None, False], ids=["default", "turned-off"])
+def setting(request: pytest.FixtureRequest) -> bool | None:
+    """``ServerApp.jpserver_extensions["s3contents"]``: unset, or False."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def jp_server_config(s3_config: dict[str, str], setting: bool | None) -> Config:
+    extensions: dict[str, bool] = {"jupyter_server_terminals": False}
+    if setting is not None:
+        extensions[EXTENSION] = setting
+    return Config(
+        {
+            "ServerApp": {
+                "contents_manager_class": S3ContentsManager,
+                "jpserver_extensions": extensions,
+            },
+            "S3ContentsManager": {**s3_config, "upload_part_size": 5 * MIB},
+        }
+    )
+
+
+def _uploads(s3: Any, cm: S3ContentsManager) -> list[str]:
+    listed = s3.list_multipart_uploads(Bucket=cm.bucket, Prefix=cm.prefix + "/")
+    return [u["Key"] for u in listed.get("Uploads", [])]
+
+
+async def test_the_extension_aborts_uploads_when_the_server_stops(
+    jp_serverapp: Any, s3: Any, setting: bool | None
+) -> None:
+    app = jp_serverapp
+    cm = app.contents_manager
+    enabled = setting is None
+    assert bool(app.extension_manager.extension_apps.get(EXTENSION)) is enabled
+    assert managers_of(app) == [cm]
+    chunk = base64.b64encode(os.urandom(6 * MIB)).decode()
+    for number in (1, 2):
+        await cm.save({"type": "file", "format": "base64", "chunk": number, "content": chunk}, "u")
+    assert _uploads(s3, cm) == [f"{cm.prefix}/u"]
+    await app.extension_manager.stop_all_extensions()
+    assert _uploads(s3, cm) == ([] if enabled else [f"{cm.prefix}/u"])
+    # The manager still works after (a closed manager opens its connections again).
+    await cm.save({"type": "file", "format": "text", "content": "after"}, "after.txt")
+    assert (await cm.get("after.txt"))["content"] == "after"
+    await cm.close()
+    assert _uploads(s3, cm) == []
