@@ -2,7 +2,9 @@
 
 Checks, in order: the configuration parses; credentials resolve (their source, never the
 secret); the endpoint answers; the bucket exists; listing, writing, reading, copying and
-deleting under the prefix are allowed; and whether the store honours create-only writes.
+deleting under the prefix are allowed; whether the store honours create-only writes;
+whether uploads were left incomplete under the prefix (how many, their bytes); and whether a
+lifecycle rule of the bucket aborts incomplete multipart uploads (the rule to add, if not).
 Each check prints one line, and a fix hint when it fails. The credentials line says where
 they were found, and is ``ok`` only once the storage accepted them (the bucket check), or
 ``FAIL`` when it rejected them: one line, one verdict. Only a probe object under the
@@ -13,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlparse
 
@@ -28,7 +32,7 @@ from .errors import (
     NotFound,
     Unavailable,
 )
-from .storage.base import Listing, PutMode, Storage
+from .storage.base import Listing, PendingUpload, PutMode, Storage
 from .storage.s3 import mask_key
 
 __all__ = ["Check", "run_checks"]
@@ -45,6 +49,8 @@ _PERMISSIONS = {
         "read": "s3:GetObject on arn:aws:s3:::{bucket}/{prefix}*",
         "copy": "s3:GetObject and s3:PutObject on arn:aws:s3:::{bucket}/{prefix}*",
         "delete": "s3:DeleteObject on arn:aws:s3:::{bucket}/{prefix}*",
+        "uploads": "s3:ListBucketMultipartUploads on arn:aws:s3:::{bucket}",
+        "lifecycle": "s3:GetLifecycleConfiguration on arn:aws:s3:::{bucket}",
     },
     "gs": {
         "bucket": "storage.buckets.get on gs://{bucket}",
@@ -53,6 +59,8 @@ _PERMISSIONS = {
         "read": "storage.objects.get on gs://{bucket}",
         "copy": "storage.objects.get and storage.objects.create on gs://{bucket}",
         "delete": "storage.objects.delete on gs://{bucket}",
+        "uploads": "",
+        "lifecycle": "",
     },
 }
 
@@ -224,6 +232,7 @@ async def run_checks(cm: Any, credentials_from: str | None = None) -> list[Check
     if wrote == "denied":
         await _read_only(step, checks, storage, listed, where)
     if wrote != OK:
+        checks += await _uploads(cm, storage, bucket, root)
         return checks
     try:
 
@@ -246,6 +255,7 @@ async def run_checks(cm: Any, credentials_from: str | None = None) -> list[Check
             raise Forbidden("the probe is still there after a delete")
 
         await step("delete", delete, f"allowed {where}")
+    checks += await _uploads(cm, storage, bucket, root)
     return checks
 
 
@@ -297,3 +307,148 @@ async def _conditional(storage: Storage, probe: str, copy: str, data: bytes) -> 
         "use a server that supports If-None-Match on PutObject and CopyObject (AWS S3, "
         "recent MinIO, SeaweedFS) or GCS preconditions",
     )
+
+
+#: Incomplete uploads whose parts doctor looks at, at most (one request each).
+_INSPECTED_UPLOADS = 50
+#: The ID of the lifecycle rule doctor suggests.
+_RULE_ID = "s3contents-abort-incomplete-uploads"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+async def _uploads(cm: Any, storage: Storage, bucket: str, root: str) -> list[Check]:
+    """The uploads left incomplete under the prefix, and the lifecycle rule for them."""
+    where = f"under {root!r}" if root else "in the bucket"
+    if not hasattr(storage, "lifecycle_rules"):  # GCS
+        return [
+            Check(
+                "uploads",
+                OK,
+                "GCS resumable uploads cannot be listed; an abandoned one holds no object "
+                "and expires by itself after a week (no lifecycle rule needed)",
+            )
+        ]
+    timeout = float(getattr(cm, "upload_timeout", 600.0))
+    checks: list[Check] = []
+    try:
+        listed = await storage.multipart_list(root)
+    except ContentsError as err:
+        fix = _permission(storage, "uploads", bucket, root)
+        checks.append(
+            Check(
+                "uploads",
+                WARN,
+                f"could not list incomplete uploads {where} ({err}): Jupyter cannot sweep "
+                "those left by a server that was killed",
+                fix if isinstance(err, Forbidden) else "",
+            )
+        )
+    else:
+        checks.append(await _orphans(storage, listed, where, timeout))
+    checks.append(await _lifecycle(storage, bucket, root, where))
+    return checks
+
+
+async def _orphans(
+    storage: Storage, listed: list[PendingUpload], where: str, timeout: float
+) -> Check:
+    now = datetime.now(timezone.utc)
+    horizon = timedelta(seconds=timeout)
+    old = [u for u in listed if now - u.initiated > horizon]
+    orphans = parts = size = 0
+    for upload in old[:_INSPECTED_UPLOADS]:
+        try:
+            stored = await storage.multipart_parts(upload.key, upload.upload_id)
+        except ContentsError:
+            continue
+        if stored.newest is not None and now - stored.newest <= horizon:
+            continue  # still receiving parts: someone's upload in progress
+        orphans, parts, size = orphans + 1, parts + stored.count, size + stored.size
+    uninspected = max(0, len(old) - _INSPECTED_UPLOADS)
+    alive = len(listed) - len(old)
+    if not orphans and not uninspected:
+        more = f" ({len(listed) - orphans} in progress)" if listed else ""
+        return Check("uploads", OK, f"none left incomplete {where}{more}")
+    detail = (
+        f"{orphans} upload(s) left incomplete {where} (nothing for over {timeout:g} s), "
+        f"holding {_size(size)} in {parts} part(s)"
+    )
+    if uninspected:
+        detail += f", and {uninspected} more begun over {timeout:g} s ago, not inspected"
+    if alive:
+        detail += f"; {alive} more in progress"
+    return Check(
+        "uploads",
+        WARN,
+        detail,
+        "a Jupyter server on this prefix aborts them when it starts and every upload_timeout; "
+        "a lifecycle rule aborts them whatever runs",
+    )
+
+
+async def _lifecycle(storage: Storage, bucket: str, root: str, where: str) -> Check:
+    rules: list[dict[str, Any]] = []
+    try:
+        rules = await storage.lifecycle_rules()  # type: ignore[attr-defined]
+    except ContentsError as err:
+        return Check(
+            "lifecycle",
+            WARN,
+            f"could not read the lifecycle rules of {storage.url} ({err})",
+            _permission(storage, "lifecycle", bucket, root) + "; " + _rule_fix(bucket, root, []),
+        )
+    for rule in rules:
+        days = (rule.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation")
+        if rule.get("Status") == "Enabled" and days and _covers(rule, root):
+            return Check(
+                "lifecycle",
+                OK,
+                f"rule {rule.get('ID', '(no ID)')!r} aborts incomplete multipart uploads {where} "
+                f"{days} day(s) after they begin",
+            )
+    return Check(
+        "lifecycle",
+        WARN,
+        f"no lifecycle rule aborts incomplete multipart uploads {where}: one left by a server "
+        "that was killed, on a prefix no server starts on again, stays (and is billed) for good",
+        _rule_fix(bucket, root, rules),
+    )
+
+
+def _covers(rule: dict[str, Any], root: str) -> bool:
+    """Does a lifecycle rule apply to every key under ``root``? (A rule filtered by tags or
+    object size cannot abort uploads: S3 refuses such rules.)"""
+    if "Filter" not in rule:
+        return root.startswith(str(rule.get("Prefix", "")))
+    selector = rule["Filter"] or {}
+    if "And" in selector:
+        selector = selector["And"] or {}
+        if selector.get("Tags") or any(k.startswith("Object") for k in selector):
+            return False
+    elif any(k in selector for k in ("Tag", "ObjectSizeGreaterThan", "ObjectSizeLessThan")):
+        return False
+    return root.startswith(str(selector.get("Prefix", "")))
+
+
+def _rule_fix(bucket: str, root: str, rules: list[dict[str, Any]]) -> str:
+    rule = {
+        "ID": _RULE_ID,
+        "Status": "Enabled",
+        "Filter": {"Prefix": root},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+    }
+    config = json.dumps({"Rules": [*rules, rule]}, default=_json_default)
+    kept = " (the bucket's other rules are kept: the request replaces them all)" if rules else ""
+    return (
+        f"add the rule{kept}: aws s3api put-bucket-lifecycle-configuration --bucket {bucket} "
+        f"--lifecycle-configuration '{config}'"
+    )
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)

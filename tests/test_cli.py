@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -78,6 +79,8 @@ def test_doctor_all_good_on_seaweedfs(seaweedfs: S3Server) -> None:
         "copy": "ok",
         "conditional": "ok",
         "delete": "ok",
+        "uploads": "ok",
+        "lifecycle": "warn",  # a new bucket has no rule aborting incomplete uploads
     }
     # One line for the credentials, naming where they were found, ok once accepted.
     assert _lines(run.stdout, "credentials") == [
@@ -89,6 +92,46 @@ def test_doctor_all_good_on_seaweedfs(seaweedfs: S3Server) -> None:
     listed = seaweedfs.admin.list_objects_v2(Bucket=bucket, Prefix="some/prefix/")
     assert listed.get("KeyCount", 0) == 0
     assert seaweedfs.secret_access_key not in run.stdout + run.stderr
+
+
+def test_doctor_reports_incomplete_uploads_and_the_lifecycle_rule(seaweedfs: S3Server) -> None:
+    bucket = seaweedfs.make_bucket()
+    s3 = seaweedfs.admin
+    left = s3.create_multipart_upload(Bucket=bucket, Key="p/left.bin")["UploadId"]
+    s3.upload_part(
+        Bucket=bucket, Key="p/left.bin", UploadId=left, PartNumber=1, Body=b"x" * (5 << 20)
+    )
+    s3.create_multipart_upload(Bucket=bucket, Key="elsewhere/y.bin")  # not under the prefix
+    time.sleep(2.2)
+    timeout = {"S3CONTENTS_UPLOAD_TIMEOUT": "1"}
+    run = _doctor(seaweedfs, "--bucket", bucket, "--prefix", "p", extra_env=timeout)
+    assert run.returncode == 0, run.stdout + run.stderr
+    (uploads,) = _lines(run.stdout, "uploads")
+    assert "1 upload(s) left incomplete under 'p/' (nothing for over 1 s)" in uploads
+    assert "holding 5.0 MiB in 1 part(s)" in uploads
+    lifecycle = run.stdout.split("[warn] lifecycle", 1)[1]
+    rule = (
+        '{"ID": "s3contents-abort-incomplete-uploads", "Status": "Enabled", "Filter": '
+        '{"Prefix": "p/"}, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}'
+    )
+    assert f"put-bucket-lifecycle-configuration --bucket {bucket}" in lifecycle
+    assert f"""--lifecycle-configuration '{{"Rules": [{rule}]}}'""" in lifecycle
+    # With the rule it prints, the bucket is fine; the upload is still reported.
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration=json.loads(f'{{"Rules": [{rule}]}}')
+    )
+    run = _doctor(seaweedfs, "--bucket", bucket, "--prefix", "p", extra_env=timeout)
+    assert _lines(run.stdout, "lifecycle") == [
+        "[ ok ] lifecycle          rule 's3contents-abort-incomplete-uploads' aborts incomplete "
+        "multipart uploads under 'p/' 1 day(s) after they begin"
+    ]
+    assert _statuses(run.stdout)["uploads"] == "warn"
+    s3.abort_multipart_upload(Bucket=bucket, Key="p/left.bin", UploadId=left)
+    run = _doctor(seaweedfs, "--bucket", bucket, "--prefix", "p", extra_env=timeout)
+    assert _lines(run.stdout, "uploads") == [
+        "[ ok ] uploads            none left incomplete under 'p/'"
+    ]
+    seaweedfs.remove_bucket(bucket)
 
 
 def test_doctor_names_a_missing_bucket(seaweedfs: S3Server) -> None:

@@ -71,6 +71,7 @@ _KIND = {
     "CompleteMultipartUpload": "POST",
     "ListMultipartUploads": "LIST",
     "ListParts": "LIST",
+    "GetBucketLifecycleConfiguration": "GET",
 }
 #: Operations that create objects: these get SSE and the additional write arguments.
 _WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
@@ -581,6 +582,16 @@ class S3Storage(Storage):
             marker = following
 
     # -- set-up facts ---------------------------------------------------------------------
+    async def lifecycle_rules(self) -> builtins.list[dict[str, Any]]:
+        """The bucket's lifecycle rules, as S3 lists them (``[]`` when it has none); for
+        ``s3contents doctor``. :class:`Forbidden` without s3:GetLifecycleConfiguration."""
+        try:
+            r = await self._call("GetBucketLifecycleConfiguration", None)
+        except NotFound:  # NoSuchLifecycleConfiguration
+            return []
+        return [dict(rule) for rule in r.get("Rules", ())]
+
+
     @property
     def endpoint(self) -> str:
         explicit = self._client_kwargs.get("endpoint_url")
