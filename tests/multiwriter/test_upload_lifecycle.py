@@ -206,6 +206,6 @@ def test_a_64_mib_upload_memory_and_requests(place: tuple[S3Server, str, str]) -
         # file; 1 create + 1 complete (POST), 8 parts (PUT).
         assert requests == Counter({"HEAD": 3, "POST": 2, "PUT": 8})
         # A part (8 MiB) and a few chunks in base64 and JSON, not the file.
-        assert growth < 40 * MIB
+        assert growth < 48 * MIB  # measured: 30-37 MiB (59-69 MiB before)
     finally:
         app.stop()
