@@ -354,10 +354,11 @@ async def test_chunked_upload_killed_keeps_old_file_and_restarted_upload_complet
 ) -> None:
     storage.put("big.bin", b"old content")
     data = os.urandom(7 * MIB)
-    # The first multipart part (sent with chunk 5, at 5 MiB) finds the server gone.
+    # The first multipart part finds the server gone: 5 MiB, sent when chunk 6 arrives (the
+    # latest chunk is held back until the next one, in case it is sent again).
     storage.proxy.on(method="PUT", query_has="partNumber", action=storage.kill)
     codes = await upload(jp_fetch, "big.bin", data)
-    assert codes == [200, 200, 200, 200, 503], codes
+    assert codes == [200, 200, 200, 200, 200, 503], codes
     storage.restart()
     assert storage.read("big.bin") == b"old content"
     # The remaining chunks of the broken upload are refused, and change nothing.
