@@ -66,6 +66,9 @@ __all__ = ["LEASE_SECONDS", "Claim", "Folders", "new_owner_id"]
 
 log = logging.getLogger(__name__)
 
+#: Listings of the source after its deletion, each moving what was saved in it meanwhile,
+#: before a rename gives up on a folder that keeps being written to (and says so: 409).
+SWEEPS = 5
 #: How long a claim of a folder rename stays valid without being renewed. Renewed every
 #: third of it; a rename killed with its server is resumable by another after this.
 LEASE_SECONDS = 30.0
@@ -203,11 +206,13 @@ class _Lease:
 
     async def give_up(self) -> None:
         """Leave the claims for a retry to take over at once (best effort)."""
+        await self.stop()
         with contextlib.suppress(ContentsError):
             await self.renew(expires=0.0)
 
     async def release(self) -> None:
         """Delete the claims, each only while it is the version written here."""
+        await self.stop()
         for h in self.held:
             with contextlib.suppress(ContentsError):
                 await self.storage.delete(h.key, etag=h.etag)
@@ -244,9 +249,13 @@ class Folders:
         return [o async for o in self.storage.list_all(self.keys.dir_prefix(api_path))]
 
     async def exists(self, api_path: str) -> bool:
+        """True when the folder exists: anything but a rename's claim lies in it (one
+        LIST). A folder holding only the lock of its own rename exists no more."""
         if not api_path:
             return True
-        return await self.storage.exists_any(self.keys.dir_prefix(api_path))
+        return await self.storage.exists_any(
+            self.keys.dir_prefix(api_path), ignore=self.claim_key(api_path)
+        )
 
     async def emptied_entries(self, api_path: str) -> list[str]:
         """Folder entries of a folder that holds no object any more, deepest first.
@@ -518,7 +527,7 @@ class Folders:
                 Claim("destination", old, new, self.owner, expires), old, new
             )
             held.append(journal)
-            if journal.fresh and await self._holds_other(new):
+            if journal.fresh and await self.exists(new):
                 raise AlreadyExists(f"File already exists: {new}", path=new)
         except BaseException:
             # Give back what this attempt made; a claim taken over stays, given up.
@@ -531,14 +540,6 @@ class Folders:
             raise
         resume = not (lock.fresh and journal.fresh)
         return _Lease(self.storage, held, self.lease_seconds), resume
-
-    async def _holds_other(self, api_path: str) -> bool:
-        """True when folder ``api_path`` holds anything but its rename journal."""
-        journal = self.claim_key(api_path)
-        async for o in self.storage.list_all(self.keys.dir_prefix(api_path)):
-            if o.key != journal:
-                return True
-        return False
 
     async def _take(self, fresh: Claim, old: str, new: str) -> _Held:
         """Write the claim ``fresh`` create-only in its folder, or take over a claim of this
@@ -621,38 +622,57 @@ class Folders:
         except ContentsError:
             await lease.give_up()
             raise
+        lock = lease.held[0]
         try:
             lease.check()
             listed = [o for o in moving if o.key not in keep]
+            # The sources, and the subfolders' entries SeaweedFS keeps (the folder's own
+            # goes last, with the lock): from now on nothing but the lock is in ``old``,
+            # so new files are refused there (its ``exists`` is false).
+            entries = self._folder_entries(old, moving)[:-1]
             changed = await self.storage.delete_many(
-                [o.key for o in listed], etags={o.key: o.etag for o in listed if o.etag}
+                [o.key for o in listed] + entries,
+                etags={o.key: o.etag for o in listed if o.etag},
             )
-            for key in changed:
-                lease.check()
-                await self._move_changed(key, dst_of(key), made, keep)
-            # Files created in ``old`` while it was being moved were not listed: move them.
-            lock = lease.held[0]
-            for o in await self.tree(old):
-                if o.key == lock.key or o.key in keep or o.key.endswith(self.keys.delimiter):
-                    continue
-                lease.check()
-                await self._move_changed(o.key, dst_of(o.key), made, keep)
+            await self._move_all(changed, dst_of, made, keep, lease)
+            # Files saved in ``old`` while it was being moved (new ones, and ones deleted
+            # above and saved again) were not listed: sweep until a listing finds none.
+            still: list[str] = []
+            for sweep in range(SWEEPS + 1):
+                late = [
+                    o.key
+                    for o in await self.tree(old)
+                    if o.key != lock.key
+                    and o.key not in keep
+                    and not o.key.endswith(self.keys.delimiter)
+                ]
+                if not late or sweep == SWEEPS:
+                    still = late
+                    break
+                await self._move_all(late, dst_of, made, keep, lease)
             lease.check()
-        except Conflict:
-            await lease.give_up()
-            raise
         except ContentsError:
             await lease.give_up()
             raise
-        if keep:
-            # Nothing more will be moved: the claims go, the kept files stay in both.
+        if keep or still:
+            # Nothing more will be moved: the claims go; what is named stays where it is.
             await lease.release()
             names = ", ".join(sorted(k[len(src_prefix) :] for k in keep))
-            raise Conflict(
-                f"Renamed {old} to {new} except {names}: changed in both folders during the "
-                "rename, so both versions were kept; keep one and delete the other",
-                path=old,
+            kept = (
+                f" except {names}: changed in both folders during the rename, so both "
+                "versions were kept; keep one and delete the other"
+                if keep
+                else ""
             )
+            busy = (
+                f"; files kept being saved in {old} meanwhile and stay there: "
+                + ", ".join(sorted(k[len(src_prefix) :] for k in still))
+                if still
+                else ""
+            )
+            raise Conflict(f"Renamed {old} to {new}{kept}{busy}", path=old)
+        # No renewal may rewrite a claim from here on: each is deleted as the version held.
+        await lease.stop()
         journal = lease.held[1]
         # Then the folder entries, the lock and the journal, in one request: should it be
         # cut short, a retry finds ``old`` holding at most its lock (or gone while the
@@ -706,6 +726,29 @@ class Folders:
             if isinstance(r, BaseException):
                 raise r
         return made
+
+    async def _move_all(
+        self,
+        keys: list[str],
+        dst_of: Callable[[str], str],
+        made: dict[str, str | None],
+        keep: list[str],
+        lease: _Lease,
+    ) -> None:
+        """:meth:`_move_changed` for each key, concurrently (bounded)."""
+        if not keys:
+            return
+        lease.check()
+        sem = asyncio.Semaphore(self.concurrency)
+
+        async def one(key: str) -> None:
+            async with sem:
+                await self._move_changed(key, dst_of(key), made, keep)
+
+        results = await asyncio.gather(*(one(k) for k in keys), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
 
     async def _move_changed(
         self, src_key: str, dst_key: str, made: dict[str, str | None], keep: list[str]

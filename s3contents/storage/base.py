@@ -187,11 +187,16 @@ class Storage(abc.ABC):
     def list_all(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, recursively, page by page."""
 
-    async def exists_any(self, prefix: str) -> bool:
+    async def exists_any(self, prefix: str, *, ignore: str | None = None) -> bool:
         """True when a folder ``prefix`` exists: a key lies under it, or (on servers that
-        keep folders as directories, like SeaweedFS) it is still listed as a folder."""
-        async for _ in self.list_all(prefix):
-            return True
+        keep folders as directories, like SeaweedFS) it is still listed as a folder.
+
+        ``ignore``: a key that does not count (a folder holding only the lock of its own
+        rename does not exist for new files). One request either way.
+        """
+        async for o in self.list_all(prefix):
+            if o.key != ignore:
+                return True
         return False
 
     # -- writes ---------------------------------------------------------------------------

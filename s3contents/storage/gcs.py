@@ -498,10 +498,11 @@ class GCSStorage(Storage):
                 for obj in body.get("items", ()):
                     yield _info(obj)
 
-    async def exists_any(self, prefix: str) -> bool:
-        async with contextlib.aclosing(self._list_pages(prefix, None, page=1)) as pages:
+    async def exists_any(self, prefix: str, *, ignore: str | None = None) -> bool:
+        page = 2 if ignore else 1
+        async with contextlib.aclosing(self._list_pages(prefix, None, page=page)) as pages:
             async for body in pages:
-                return bool(body.get("items"))
+                return any(item.get("name") != ignore for item in body.get("items", ()))
         return False  # pragma: no cover
 
     # -- writes ---------------------------------------------------------------------------

@@ -391,12 +391,18 @@ class S3Storage(Storage):
             if not token:
                 return
 
-    async def exists_any(self, prefix: str) -> bool:
+    async def exists_any(self, prefix: str, *, ignore: str | None = None) -> bool:
         # Delimited: SeaweedFS keeps an emptied folder as a directory that only delimited
         # listings show (as a common prefix, or as the key itself); it is still listed,
         # so it must exist. On AWS the answer is the same either way.
-        r = await self._call("ListObjectsV2", prefix, Prefix=prefix, Delimiter="/", MaxKeys=1)
-        return bool(r.get("KeyCount") or r.get("Contents"))
+        r = await self._call(
+            "ListObjectsV2", prefix, Prefix=prefix, Delimiter="/", MaxKeys=2 if ignore else 1
+        )
+        if ignore is None:
+            return bool(r.get("KeyCount") or r.get("Contents"))
+        found = [o["Key"] for o in r.get("Contents", ())]
+        found += [p["Prefix"] for p in r.get("CommonPrefixes", ())]
+        return any(k != ignore for k in found)
 
     # -- writes ---------------------------------------------------------------------------
     async def put(
@@ -590,7 +596,6 @@ class S3Storage(Storage):
         except NotFound:  # NoSuchLifecycleConfiguration
             return []
         return [dict(rule) for rule in r.get("Rules", ())]
-
 
     @property
     def endpoint(self) -> str:

@@ -312,7 +312,7 @@ WRITES: list[tuple[str, tuple[str, ...], dict[str, Any], int, str]] = [
         ("api", "contents", "sub"),
         {"method": "PATCH", "body": _body({"path": "sub2"})},
         403,
-        f"PutObject {PREFIX}/sub2/.s3contents-rename",  # the rename journal, written first
+        f"PutObject {PREFIX}/sub/.s3contents-rename",  # the lock of the source, claimed first
     ),
     (
         "delete file",

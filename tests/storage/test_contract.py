@@ -386,6 +386,21 @@ async def test_list_all_is_recursive(storage: Storage, prefix: str) -> None:
     ]
 
 
+async def test_exists_any_ignoring_one_key(storage: Storage, prefix: str) -> None:
+    """A folder holding only its rename's lock does not exist for new files."""
+    lock = f"{prefix}x/.s3contents-rename"
+    await storage.put(lock, b"{}")
+    storage.stats.clear()
+    assert await storage.exists_any(f"{prefix}x/", ignore=lock) is False
+    assert storage.stats == {"LIST": 1}
+    assert await storage.exists_any(f"{prefix}x/") is True
+    await storage.put(f"{prefix}x/sub/z", b"z")
+    assert await storage.exists_any(f"{prefix}x/", ignore=lock) is True
+    await storage.delete(f"{prefix}x/sub/z")
+    await storage.put(f"{prefix}x/a", b"a")
+    assert await storage.exists_any(f"{prefix}x/", ignore=lock) is True
+
+
 async def test_exists_any(storage: Storage, prefix: str) -> None:
     await _tree(storage, prefix)
     storage.stats.clear()
