@@ -1,12 +1,15 @@
 """Jupyter servers as real processes, on S3ContentsManager, for tests that need one.
 
-:func:`start_jupyter` runs ``python -m jupyterlab`` (or ``notebook``) on a free loopback port
-with a token, its contents in a bucket and prefix through ``S3ContentsManager`` (credentials
-passed in the environment, never on the command line), every Jupyter folder in a temporary
-directory, news and update checks off. :class:`JupyterApp` calls its REST API, kills it (by
-PID, any signal: the multi-writer tests SIGKILL it) and stops it. Used by the browser tests
-(``tests/browser``, through ``browser_support``), the multi-writer tests
-(``tests/multiwriter``) and ``docs/make_screenshots.py``.
+:func:`start_jupyter` runs ``python -m jupyterlab``, ``python -m notebook`` or a bare
+``python -m jupyter_server`` on a free loopback port with a token, its contents in a bucket
+and prefix through ``S3ContentsManager`` (credentials passed in the environment, never on
+the command line), every Jupyter folder in a temporary directory, standard input closed (no
+terminal, as under a service manager), in a session of its own, news and update checks off.
+:class:`JupyterApp` calls its REST API, sends the process signals by PID (the multi-writer
+tests SIGKILL it; the upload tests stop it with SIGTERM or SIGINT and wait for its exit),
+reads its RSS from ``/proc`` and its storage requests from its ``/metrics``, and stops it.
+Used by the browser tests (``tests/browser``, through ``browser_support``), the multi-writer
+tests (``tests/multiwriter``) and ``docs/make_screenshots.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,7 +26,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +39,11 @@ from s3contents.embedded import LOOPBACK, free_ports, stop_process
 __all__ = ["USER_SETTINGS", "JupyterApp", "start_jupyter"]
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_REQUESTS = re.compile(
+    r"^s3contents_storage_requests_total\{(?P<labels>[^}]*)\}\s+(?P<value>[0-9.e+]+)$", re.M
+)
+#: ``kind`` of :func:`start_jupyter` -> the module it runs.
+MODULES = {"lab": "jupyterlab", "notebook": "notebook", "server": "jupyter_server"}
 
 
 #: User settings: no news or update checks (they would reach out), no dialog asking for a
@@ -53,7 +63,7 @@ def _settings(settings_dir: Path) -> None:
 
 @dataclass
 class JupyterApp:
-    """A JupyterLab or Notebook 7 server that this process started."""
+    """A JupyterLab, Notebook 7 or bare Jupyter Server that this process started."""
 
     kind: str
     url: str
@@ -65,53 +75,76 @@ class JupyterApp:
     log_path: Path | None = field(default=None, repr=False)
     _log_file: IO[bytes] | None = field(default=None, repr=False)
 
-    def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
-        """Call the REST API with the token; returns the decoded JSON answer (or None)."""
+    def _request(self, path: str, method: str, body: Any) -> urllib.request.Request:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
+        return urllib.request.Request(
             f"{self.url}{path}",
             data=data,
             method=method,
             headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
         )
-        with _DIRECT.open(request, timeout=30) as response:
+
+    def api(self, path: str, method: str = "GET", body: Any = None, timeout: float = 30) -> Any:
+        """Call the REST API with the token; returns the decoded JSON answer (or None)."""
+        with _DIRECT.open(self._request(path, method, body), timeout=timeout) as response:
             raw = response.read()
         return json.loads(raw) if raw else None
 
-    def call(self, path: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
-        """Like :meth:`api`, but an error answer is returned too: ``(status, decoded JSON)``."""
+    def call(
+        self, path: str, method: str = "GET", body: Any = None, timeout: float = 90
+    ) -> tuple[int, Any]:
+        """Like :meth:`api`, but error answers are returned too: ``(status, decoded JSON)``,
+        the status as answered (200, 201, 204, 4xx...); a body that is not JSON as text."""
         try:
-            return 200, self.api(path, method, body)
+            with _DIRECT.open(self._request(path, method, body), timeout=timeout) as response:
+                raw, status = response.read(), int(response.status)
         except urllib.error.HTTPError as err:
-            raw = err.read()
-            try:
-                return err.code, json.loads(raw) if raw else None
-            except ValueError:
-                return err.code, raw.decode(errors="replace")
+            raw, status = err.read(), int(err.code)
+        try:
+            return status, (json.loads(raw) if raw else None)
+        except ValueError:
+            return status, raw.decode(errors="replace")
 
     def status_of(self, path: str, method: str = "GET", body: Any = None) -> int:
         """The HTTP status of one REST call (2xx as answered: 200, 201 or 204)."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"{self.url}{path}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-        )
-        try:
-            with _DIRECT.open(request, timeout=120) as response:
-                response.read()
-                return int(response.status)
-        except urllib.error.HTTPError as err:
-            err.read()
-            return int(err.code)
+        return self.call(path, method, body, timeout=120)[0]
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def send(self, sig: int) -> None:
+        """Send ``sig`` to the server process (by PID) if it still runs."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        """Wait for the server process to end; its exit code."""
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to the server process (by PID); with SIGKILL, wait for it to die."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            if sig == signal.SIGKILL:
-                self.process.wait(10)
+        self.send(sig)
+        if sig == signal.SIGKILL and self.process is not None:
+            self.process.wait(10)
+
+    def rss(self) -> int:
+        """Resident memory of the server process now, in bytes."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise LookupError("VmRSS")
+
+    def storage_requests(self) -> Counter[str]:
+        """Storage requests sent so far, by kind (LIST, GET, HEAD, PUT...), from /metrics."""
+        text = self.get_bytes("/metrics").decode()
+        counts: Counter[str] = Counter()
+        for match in _REQUESTS.finditer(text):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+            counts[labels.get("operation", "?")] += int(float(match["value"]))
+        return counts
 
     def get_bytes(self, path: str) -> bytes:
         """GET a URL of the server (``/files/...``) with the token."""
@@ -122,10 +155,16 @@ class JupyterApp:
             data: bytes = response.read()
             return data
 
-    def log_tail(self, lines: int = 60) -> str:
+    def log(self) -> str:
+        """The server's whole log so far."""
+        if self._log_file is not None:
+            self._log_file.flush()
         if self.log_path is None or not self.log_path.exists():
             return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
 
     def stop(self, keep_log: Path | None = None) -> None:
         """Stop the server (by PID: SIGTERM, then SIGKILL; it shuts its kernels down) and
@@ -155,26 +194,32 @@ def start_jupyter(
     contents_manager: str = "s3contents.S3ContentsManager",
     server_config: str = "",
     collaborative: bool = False,
+    settings: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> JupyterApp:
-    """Start ``python -m jupyterlab`` (kind ``"lab"``) or ``python -m notebook`` (``"notebook"``).
+    """Start ``python -m jupyterlab`` (kind ``"lab"``), ``python -m notebook``
+    (``"notebook"``) or a bare ``python -m jupyter_server`` (``"server"``).
 
     Its Jupyter config, data, runtime, settings and workspaces folders, and the kernels' working
     directory, are in a new temporary directory, removed by :meth:`JupyterApp.stop`.
     ``contents_manager``: the server's contents manager class (the ``S3ContentsManager``
     settings go on the command line either way); ``server_config``: the Python text of the
-    app's ``jupyter_server_config.py``, if any.
+    app's ``jupyter_server_config.py``, if any; ``settings``: more ``S3ContentsManager``
+    settings (``--S3ContentsManager.<name>=<value>``); ``env``: more environment variables
+    (none of ours, ``JPY_S3_*``, ``S3CONTENTS_*``, ``JUPYTER_*``..., is inherited).
 
     ``collaborative``: real-time collaboration (jupyter-collaboration, installed with the test
-    extra, is on by default wherever it is installed). Off unless asked for, with its own
-    switch ``YDocExtension.disable_rtc``, so documents open as without it: saved by the page,
-    with "File Changed" on a change made behind its back.
+    extra, is on by default wherever it is installed, bare Jupyter Server included). Off unless
+    asked for, with its own switch ``YDocExtension.disable_rtc``, so documents open as without
+    it: saved by the page, with "File Changed" on a change made behind its back.
     """
-    module = {"lab": "jupyterlab", "notebook": "notebook"}[kind]
+    module = MODULES[kind]
     home = Path(tempfile.mkdtemp(prefix=f"s3c-{kind}-"))
-    env = dict(os.environ)
-    for name in list(env):
-        if name.startswith(("JPY_S3_", "JPYNB_S3_", "JUPYTER_", "JUPYTERLAB_")):
-            del env[name]
+    full_env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("JPY_S3_", "JPYNB_S3_", "JUPYTER_", "JUPYTERLAB_", "S3CONTENTS_"))
+    }
     dirs = {
         "JUPYTER_CONFIG_DIR": home / "config",
         "JUPYTER_DATA_DIR": home / "data",
@@ -186,10 +231,11 @@ def start_jupyter(
     }
     for name, path in dirs.items():
         path.mkdir(parents=True, exist_ok=True)
-        env[name] = str(path)
-    env["JUPYTER_PLATFORM_DIRS"] = "1"
-    env["JPY_S3_ACCESS_KEY_ID"] = access_key_id
-    env["JPY_S3_SECRET_ACCESS_KEY"] = secret_access_key
+        full_env[name] = str(path)
+    full_env["JUPYTER_PLATFORM_DIRS"] = "1"
+    full_env["JPY_S3_ACCESS_KEY_ID"] = access_key_id
+    full_env["JPY_S3_SECRET_ACCESS_KEY"] = secret_access_key
+    full_env.update(env or {})
     _settings(dirs["JUPYTERLAB_SETTINGS_DIR"])
     if server_config:
         (dirs["JUPYTER_CONFIG_DIR"] / "jupyter_server_config.py").write_text(server_config)
@@ -201,7 +247,7 @@ def start_jupyter(
         module,
         "--no-browser",
         f"--ServerApp.ip={LOOPBACK}",
-        f"--port={port}",
+        f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.contents_manager_class={contents_manager}",
@@ -210,6 +256,7 @@ def start_jupyter(
     ]
     if prefix:
         args.append(f"--S3ContentsManager.prefix={prefix}")
+    args += [f"--S3ContentsManager.{name}={value}" for name, value in (settings or {}).items()]
     if not collaborative:
         args.append("--YDocExtension.disable_rtc=True")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -228,8 +275,9 @@ def start_jupyter(
         _log_file=log_file,
     )
     try:
-        # A session of its own, and SIGTERM should this process die (servers.spawn).
-        app.process = spawn(args, env, log_file, cwd=dirs["HOME"])
+        # A session of its own, standard input closed, and SIGTERM should this process die
+        # (servers.spawn).
+        app.process = spawn(args, full_env, log_file, cwd=dirs["HOME"])
         deadline = time.monotonic() + timeout
         while True:
             if app.process.poll() is not None:

@@ -16,6 +16,7 @@ with 8 MiB parts, with the server's RSS and its storage requests measured.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import secrets
@@ -25,9 +26,10 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from server_process import SIGNALS, ServerProcess, chunked, start_server
+from jupyter_procs import JupyterApp, start_jupyter
 from servers import S3Server
 
 MIB = 1024 * 1024
@@ -35,6 +37,43 @@ MIB = 1024 * 1024
 CHUNK = 5 * MIB + 1024
 PART = 5 * MIB
 FIVE_MIB_PARTS = {"upload_part_size": PART}
+#: Signals by name, for test ids.
+SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}
+
+
+def start_server(
+    kind: str,
+    server: S3Server,
+    *,
+    bucket: str,
+    prefix: str,
+    settings: dict[str, Any] | None = None,
+) -> JupyterApp:
+    """``jupyter server`` (kind ``"server"``) or ``jupyter lab`` (``"lab"``) on
+    ``bucket``/``prefix`` of ``server`` (:func:`jupyter_procs.start_jupyter`); ``settings``:
+    more ``S3ContentsManager`` settings."""
+    return start_jupyter(
+        kind,
+        endpoint_url=server.endpoint_url,
+        access_key_id=server.access_key_id,
+        secret_access_key=server.secret_access_key,
+        bucket=bucket,
+        prefix=prefix,
+        settings={"region_name": server.region_name, **(settings or {})},
+    )
+
+
+def chunked(data: bytes, size: int) -> Iterator[tuple[int, str]]:
+    """(chunk number, base64 content) as JupyterLab sends them: 1, 2, ..., -1."""
+    pieces = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+    for i, piece in enumerate(pieces, start=1):
+        yield (-1 if i == len(pieces) else i), base64.b64encode(piece).decode("ascii")
+
+
+def put_chunk(app: JupyterApp, api_path: str, chunk: int, content: str) -> tuple[int, Any]:
+    """Save one chunk of an upload, as JupyterLab does (PUT /api/contents/<path>)."""
+    model = {"type": "file", "format": "base64", "chunk": chunk, "content": content}
+    return app.call(f"/api/contents/{quote(api_path)}", "PUT", model)
 
 
 @pytest.fixture
@@ -55,11 +94,11 @@ def _parts(server: S3Server, bucket: str, upload: dict[str, Any]) -> list[int]:
     return [int(p["Size"]) for p in listed.get("Parts", [])]
 
 
-def _start_three_parts(app: ServerProcess, server: S3Server, bucket: str, prefix: str) -> None:
+def _start_three_parts(app: JupyterApp, server: S3Server, bucket: str, prefix: str) -> None:
     """Chunks 1-4 of an upload of 6: 3 parts (5 MiB) are in the bucket, the rest held back."""
     chunks = list(chunked(os.urandom(6 * CHUNK), CHUNK))
     for number, content in chunks[:4]:
-        status, body = app.put_chunk("big.bin", number, content)
+        status, body = put_chunk(app, "big.bin", number, content)
         assert status in (200, 201), body
     uploads = _uploads(server, bucket, prefix + "/")
     assert [u["Key"] for u in uploads] == [f"{prefix}/big.bin"]
@@ -119,7 +158,7 @@ def test_an_upload_left_by_a_killed_server_is_swept_at_the_next_start(
         data = os.urandom(3 * MIB)
         for number, content in chunked(data, MIB):
             time.sleep(0.5)
-            assert again.put_chunk("new.bin", number, content)[0] in (200, 201)
+            assert put_chunk(again, "new.bin", number, content)[0] in (200, 201)
         body = server.admin.get_object(Bucket=bucket, Key=f"{prefix}/new.bin")["Body"].read()
         assert body == data
     finally:
@@ -140,17 +179,17 @@ def test_a_resent_chunk_through_rest(place: tuple[S3Server, str, str]) -> None:
             if number == 2:
                 # The first copy's answer is lost: sent again, the second replaces the first.
                 wrong = chunked(os.urandom(CHUNK), CHUNK)
-                statuses.append(app.put_chunk("r.bin", 2, next(wrong)[1])[0])
-            statuses.append(app.put_chunk("r.bin", number, content)[0])
+                statuses.append(put_chunk(app, "r.bin", 2, next(wrong)[1])[0])
+            statuses.append(put_chunk(app, "r.bin", number, content)[0])
         # The last chunk again (its answer lost too): done, nothing written twice.
-        status, model = app.put_chunk("r.bin", *chunks[-1])
+        status, model = put_chunk(app, "r.bin", *chunks[-1])
         assert status == 200 and model["size"] == len(data)
         assert statuses == [201] * 5  # a new file: 201 Created for every chunk
         got = server.admin.get_object(Bucket=bucket, Key=f"{prefix}/r.bin")["Body"].read()
         assert got == data
         # Out of order: 400, the upload aborted, the file as it was.
-        assert app.put_chunk("r.bin", 1, chunks[0][1])[0] == 200
-        assert app.put_chunk("r.bin", 3, chunks[2][1])[0] == 400
+        assert put_chunk(app, "r.bin", 1, chunks[0][1])[0] == 200
+        assert put_chunk(app, "r.bin", 3, chunks[2][1])[0] == 400
         assert _uploads(server, bucket, prefix + "/") == []
         got = server.admin.get_object(Bucket=bucket, Key=f"{prefix}/r.bin")["Body"].read()
         assert got == data
@@ -170,7 +209,7 @@ def test_a_64_mib_upload_memory_and_requests(place: tuple[S3Server, str, str]) -
         _wait_for(lambda: app.storage_requests()["LIST"] >= 1, 30, "the sweep at start")
         data = os.urandom(64 * MIB)
         chunks = list(chunked(data, MIB))
-        app.put_chunk("warm.bin", -1, chunks[0][1])  # not an upload: warms the server up
+        put_chunk(app, "warm.bin", -1, chunks[0][1])  # not an upload: warms the server up
         before = app.storage_requests()
         baseline = app.rss()
         peak = baseline
@@ -187,7 +226,7 @@ def test_a_64_mib_upload_memory_and_requests(place: tuple[S3Server, str, str]) -
         started = time.monotonic()
         try:
             for number, content in chunks:
-                status, _ = app.put_chunk("big64.bin", number, content)
+                status, _ = put_chunk(app, "big64.bin", number, content)
                 assert status in (200, 201)
         finally:
             done.set()
