@@ -8,6 +8,7 @@ server's local disk.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
 from jupyter_server.services.contents.checkpoints import AsyncCheckpoints
@@ -55,21 +56,30 @@ class ObjectStoreCheckpoints(AsyncCheckpoints):
         storage = self.manager.storage
         api_path = path.strip("/")
         key = self._key(api_path, self.checkpoint_id)
+        # Stamped with its own time (the metadata a copy would keep is the file's).
+        now = datetime.now(timezone.utc)
         try:
-            modified = (await storage.copy(self.manager.keys.key(api_path), key)).last_modified
+            await storage.copy(
+                self.manager.keys.key(api_path),
+                key,
+                mtime=now,
+                content_type=self.manager._content_type(api_path),
+            )
         except NotFound:
             raise to_http_error(
                 NotFound(f"File {api_path} does not exist", path=api_path)
             ) from None
-        if modified is None:
-            modified = (await storage.head(key)).last_modified
-        return self._model(self.checkpoint_id, modified)
+        return self._model(self.checkpoint_id, now)
 
     async def restore_checkpoint(self, contents_mgr: Any, checkpoint_id: str, path: str) -> None:
         api_path = path.strip("/")
         try:
+            # A restore is a new write of the file: a new time, so other clients see it.
             await self.manager.storage.copy(
-                self._key(api_path, checkpoint_id), self.manager.keys.key(api_path)
+                self._key(api_path, checkpoint_id),
+                self.manager.keys.key(api_path),
+                mtime=datetime.now(timezone.utc),
+                content_type=self.manager._content_type(api_path),
             )
         except NotFound:
             raise to_http_error(

@@ -449,6 +449,8 @@ class Folders:
     ) -> None:
         """Rename folder ``old`` to ``new`` (the protocol in this module's docstring)."""
         if new.startswith(old + "/"):
+            if await file_exists(new) or await self.exists(new):
+                raise AlreadyExists(f"File already exists: {new}", path=new)  # as on disk
             raise BadRequest(f"Cannot move {old} into itself", path=new)
         objects = await self.tree(old)
         if await file_exists(new):

@@ -396,6 +396,12 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         return not matches_globs(name, list(self.hide_globs))
 
     @staticmethod
+    def _content_type(api_path: str) -> str:
+        if api_path.endswith(".ipynb"):
+            return models.NOTEBOOK_MIMETYPE
+        return models.guess_mimetype(api_path) or "application/octet-stream"
+
+    @staticmethod
     def _kind(api_path: str, type_: str | None = None) -> str:
         if type_ in ("notebook", "file"):
             return type_
@@ -648,12 +654,16 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 content_type = models.guess_mimetype(api_path) or "application/octet-stream"
             if creating and await self._dir_exists_cheap(api_path):
                 raise AlreadyExists(f"A folder named {api_path} exists", path=api_path)
-            etag = await self.storage.put(key, data, mode=mode, content_type=content_type)
+            # The write time goes with the object (see storage.base.MTIME_KEY): the model
+            # needs no HEAD, and every server reports this time, to the microsecond.
+            now = datetime.now(timezone.utc)
+            etag = await self.storage.put(
+                key, data, mode=mode, content_type=content_type, mtime=now
+            )
             self._renamed.forget(key)
-            info = await self.storage.head(key)
-            if etag and etag == info.etag:  # still the bytes just written
+            if etag:
                 await self._remember_hash(key, etag, data)
-            saved = models.file_model(api_path, type_, info.last_modified, info.size)
+            saved = models.file_model(api_path, type_, now, len(data))
             if type_ == "notebook":
                 self.validate_notebook_model(model, validation_error)
                 validation_message = model.get("message")
@@ -917,11 +927,15 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             if await self._dir_exists_cheap(dst):
                 raise AlreadyExists(f"A folder named {dst} exists", path=dst)
             dst_key = self.keys.key(dst)
-            copied = await self.storage.copy(self.keys.key(src), dst_key, mode=PutMode.CREATE)
-            modified = copied.last_modified
-            if modified is None:
-                modified = (await self.storage.head(dst_key)).last_modified
-            return models.file_model(dst, self._kind(dst), modified, src_info.size)
+            now = datetime.now(timezone.utc)  # a copy is a new file: a new write time
+            await self.storage.copy(
+                self.keys.key(src),
+                dst_key,
+                mode=PutMode.CREATE,
+                mtime=now,
+                content_type=self._content_type(dst),
+            )
+            return models.file_model(dst, self._kind(dst), now, src_info.size)
         if dst == src or dst.startswith(src + "/"):
             raise BadRequest(f"Cannot copy {src} into itself", path=dst)
         if await self._file_info(dst) is not None or await self._dir_exists(dst):

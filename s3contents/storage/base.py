@@ -16,7 +16,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TypeVar
 
 from ..errors import BadCredentials, Forbidden, Unavailable
@@ -25,6 +25,7 @@ from ..metrics import StorageMeter
 _T = TypeVar("_T")
 
 __all__ = [
+    "MTIME_KEY",
     "Copied",
     "Listing",
     "ObjectInfo",
@@ -33,7 +34,32 @@ __all__ = [
     "Storage",
     "StoredParts",
     "UploadPart",
+    "format_mtime",
+    "parse_mtime",
 ]
+
+#: The user metadata key (``x-amz-meta-s3contents-mtime`` on S3, ``metadata`` on GCS) that
+#: keeps the time of a write made through s3contents, to the microsecond: the stores' own
+#: LastModified has whole seconds in HEAD answers, and a copy (a rename) resets it, so
+#: JupyterLab, comparing times to tell a file changed on disk, would miss a save made in
+#: the same second and see a change after a rename.
+MTIME_KEY = "s3contents-mtime"
+
+
+def format_mtime(when: datetime) -> str:
+    """The metadata value of a write time (ISO 8601, UTC, microseconds)."""
+    return when.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def parse_mtime(value: str | None) -> datetime | None:
+    """A write time read back from metadata, or None for a missing or foreign value."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.astimezone(timezone.utc) if when.tzinfo else None
 
 
 @dataclass(frozen=True)
@@ -42,7 +68,10 @@ class ObjectInfo:
 
     key: str
     size: int
-    last_modified: datetime  # timezone-aware UTC, the store's own LastModified
+    #: Timezone-aware UTC: the write time kept in the object's metadata (:data:`MTIME_KEY`)
+    #: where the answer carries it (HEAD and GET everywhere, listings on GCS), else the
+    #: store's own LastModified (objects written by other tools, S3 listings).
+    last_modified: datetime
     etag: str | None = None
 
 
@@ -209,23 +238,34 @@ class Storage(abc.ABC):
         mode: PutMode = PutMode.OVERWRITE,
         etag: str | None = None,
         content_type: str | None = None,
+        mtime: datetime | None = None,
     ) -> str | None:
         """Write ``data`` at ``key``; returns the new ETag when the store gives one.
 
         ``mode=CREATE`` raises :class:`AlreadyExists` when the key exists;
         ``mode=IF_MATCH`` raises :class:`Conflict` unless the current ETag is ``etag``.
+        ``mtime``: the write time to keep with the object (:data:`MTIME_KEY`).
         """
 
     @abc.abstractmethod
     async def copy(
-        self, src: str, dst: str, *, mode: PutMode = PutMode.OVERWRITE, etag: str | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        mode: PutMode = PutMode.OVERWRITE,
+        etag: str | None = None,
+        mtime: datetime | None = None,
+        content_type: str | None = None,
     ) -> Copied:
         """Server-side copy of ``src`` onto ``dst``; :class:`NotFound` if ``src`` is absent.
 
         ``mode=CREATE`` raises :class:`AlreadyExists` when ``dst`` exists; ``mode=IF_MATCH``
         raises :class:`Conflict` unless ``dst`` is still the version ``etag`` (a copy that
-        must not replace a newer save). Returns the new object's ETag and LastModified, as
-        far as the store reports them.
+        must not replace a newer save). The copy keeps the source's metadata, its write
+        time included (a rename keeps the date), unless ``mtime`` gives it a new one (a
+        copy, a checkpoint: new writes), with ``content_type``. Returns the new object's
+        ETag and LastModified, as far as the store reports them.
         """
 
     @abc.abstractmethod

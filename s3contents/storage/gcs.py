@@ -73,6 +73,7 @@ from ..errors import (
     Unavailable,
 )
 from .base import (
+    MTIME_KEY,
     Copied,
     Listing,
     ObjectInfo,
@@ -81,6 +82,8 @@ from .base import (
     Storage,
     StoredParts,
     UploadPart,
+    format_mtime,
+    parse_mtime,
 )
 
 __all__ = ["GCSStorage"]
@@ -167,10 +170,12 @@ def _parse_rfc3339(text: str) -> datetime:
 
 def _info(obj: dict[str, Any]) -> ObjectInfo:
     modified = obj.get("updated") or obj.get("timeCreated")
+    written = parse_mtime((obj.get("metadata") or {}).get(MTIME_KEY))
     return ObjectInfo(
         key=obj["name"],
         size=int(obj.get("size", 0)),
-        last_modified=_parse_rfc3339(modified) if modified else datetime.now(timezone.utc),
+        last_modified=written
+        or (_parse_rfc3339(modified) if modified else datetime.now(timezone.utc)),
         etag=str(obj["generation"]) if obj.get("generation") else None,
     )
 
@@ -470,7 +475,10 @@ class GCSStorage(Storage):
                 "delimiter": delimiter or None,
                 "maxResults": page or _PAGE,
                 "pageToken": token,
-                "fields": "items(name,size,updated,timeCreated,generation),prefixes,nextPageToken",
+                "fields": (
+                    "items(name,size,updated,timeCreated,generation,metadata),"
+                    "prefixes,nextPageToken"
+                ),
             }
             url = self._api_url(f"b/{quote(self.bucket, safe='')}/o", params)
             body = await self._json(await self._request("LIST", "GET", url, prefix))
@@ -514,6 +522,7 @@ class GCSStorage(Storage):
         mode: PutMode = PutMode.OVERWRITE,
         etag: str | None = None,
         content_type: str | None = None,
+        mtime: datetime | None = None,
     ) -> str | None:
         params: dict[str, Any] = {"uploadType": "multipart"}
         if mode is PutMode.CREATE:
@@ -522,7 +531,12 @@ class GCSStorage(Storage):
             if not etag:
                 raise ValueError("IF_MATCH needs an etag (the object's generation)")
             params["ifGenerationMatch"] = etag
-        metadata = {"name": key, "contentType": content_type or "application/octet-stream"}
+        metadata: dict[str, Any] = {
+            "name": key,
+            "contentType": content_type or "application/octet-stream",
+        }
+        if mtime is not None:
+            metadata["metadata"] = {MTIME_KEY: format_mtime(mtime)}
         boundary = f"==s3contents{secrets.token_hex(12)}=="
         body = b"".join(
             [
@@ -547,8 +561,22 @@ class GCSStorage(Storage):
         return str(generation) if generation else None
 
     async def copy(
-        self, src: str, dst: str, *, mode: PutMode = PutMode.OVERWRITE, etag: str | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        mode: PutMode = PutMode.OVERWRITE,
+        etag: str | None = None,
+        mtime: datetime | None = None,
+        content_type: str | None = None,
     ) -> Copied:
+        # A rewrite keeps the source's metadata unless the body names the destination's.
+        resource: dict[str, Any] = {}
+        if mtime is not None:
+            resource = {
+                "metadata": {MTIME_KEY: format_mtime(mtime)},
+                "contentType": content_type or "application/octet-stream",
+            }
         params: dict[str, Any] = {}
         if mode is PutMode.CREATE:
             params["ifGenerationMatch"] = "0"
@@ -567,15 +595,15 @@ class GCSStorage(Storage):
                     dst,
                     create=mode is PutMode.CREATE,
                     headers={"Content-Type": "application/json"},
-                    data=b"{}",
+                    data=json.dumps(resource).encode(),
                 )
             except NotFound:
                 raise NotFound(f"No such object: {src}", path=src) from None
             body = await self._json(resp)
             if body.get("done", True):
-                resource = body.get("resource") or {}
-                modified = resource.get("updated")
-                generation = resource.get("generation")
+                made = body.get("resource") or {}
+                modified = made.get("updated")
+                generation = made.get("generation")
                 return Copied(
                     str(generation) if generation else None,
                     _parse_rfc3339(modified) if modified else None,
@@ -816,10 +844,11 @@ def _media_info(key: str, resp: aiohttp.ClientResponse, size: int) -> ObjectInfo
         when = _utc(parsedate_to_datetime(modified)) if modified else None
     except (TypeError, ValueError):
         when = None
+    written = parse_mtime(resp.headers.get(f"X-Goog-Meta-{MTIME_KEY}"))
     return ObjectInfo(
         key=key,
         size=size,
-        last_modified=when or _utc(datetime.now(timezone.utc)),
+        last_modified=written or when or _utc(datetime.now(timezone.utc)),
         etag=resp.headers.get("X-Goog-Generation"),
     )
 

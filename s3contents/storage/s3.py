@@ -41,6 +41,7 @@ from ..errors import (
     Unavailable,
 )
 from .base import (
+    MTIME_KEY,
     Copied,
     Listing,
     ObjectInfo,
@@ -49,6 +50,8 @@ from .base import (
     Storage,
     StoredParts,
     UploadPart,
+    format_mtime,
+    parse_mtime,
 )
 
 __all__ = ["S3Storage"]
@@ -124,6 +127,11 @@ def _utc(dt: datetime) -> datetime:
     # of a file the same whichever request saw it (JupyterLab compares them).
     dt = dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
     return dt.replace(microsecond=0)
+
+
+def _written(r: dict[str, Any]) -> datetime:
+    """The write time of a HEAD or GET answer: ours from the metadata, else LastModified."""
+    return parse_mtime((r.get("Metadata") or {}).get(MTIME_KEY)) or _utc(r["LastModified"])
 
 
 def _etag(raw: str | None) -> str | None:
@@ -334,9 +342,7 @@ class S3Storage(Storage):
     # -- reads ----------------------------------------------------------------------------
     async def head(self, key: str) -> ObjectInfo:
         r = await self._call("HeadObject", key, Key=key)
-        return ObjectInfo(
-            key, int(r["ContentLength"]), _utc(r["LastModified"]), _etag(r.get("ETag"))
-        )
+        return ObjectInfo(key, int(r["ContentLength"]), _written(r), _etag(r.get("ETag")))
 
     async def get(self, key: str) -> tuple[bytes, ObjectInfo]:
         # The body is read within the same time limit as the request.
@@ -349,7 +355,7 @@ class S3Storage(Storage):
                 data = await body.read()
         except (BotoCoreError, OSError, asyncio.TimeoutError) as err:
             raise Unavailable(f"Reading {key} was interrupted ({type(err).__name__})") from None
-        info = ObjectInfo(key, len(data), _utc(r["LastModified"]), _etag(r.get("ETag")))
+        info = ObjectInfo(key, len(data), _written(r), _etag(r.get("ETag")))
         return data, info
 
     async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
@@ -413,10 +419,13 @@ class S3Storage(Storage):
         mode: PutMode = PutMode.OVERWRITE,
         etag: str | None = None,
         content_type: str | None = None,
+        mtime: datetime | None = None,
     ) -> str | None:
         kwargs: dict[str, Any] = {"Key": key, "Body": data}
         if content_type:
             kwargs["ContentType"] = content_type
+        if mtime is not None:
+            kwargs["Metadata"] = {MTIME_KEY: format_mtime(mtime)}
         if mode is PutMode.CREATE:
             kwargs["IfNoneMatch"] = "*"
         elif mode is PutMode.IF_MATCH:
@@ -434,9 +443,20 @@ class S3Storage(Storage):
         return _etag(r.get("ETag"))
 
     async def copy(
-        self, src: str, dst: str, *, mode: PutMode = PutMode.OVERWRITE, etag: str | None = None
+        self,
+        src: str,
+        dst: str,
+        *,
+        mode: PutMode = PutMode.OVERWRITE,
+        etag: str | None = None,
+        mtime: datetime | None = None,
+        content_type: str | None = None,
     ) -> Copied:
         kwargs: dict[str, Any] = {"Key": dst, "CopySource": {"Bucket": self.bucket, "Key": src}}
+        if mtime is not None:
+            kwargs["MetadataDirective"] = "REPLACE"
+            kwargs["Metadata"] = {MTIME_KEY: format_mtime(mtime)}
+            kwargs["ContentType"] = content_type or "application/octet-stream"
         if mode is PutMode.CREATE:
             kwargs["IfNoneMatch"] = "*"
         elif mode is PutMode.IF_MATCH:

@@ -8,11 +8,12 @@ directly and through a live Jupyter Server's REST API.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -158,23 +159,59 @@ async def test_hash_of_a_saved_notebook_matches_its_object(cm: S3ContentsManager
     assert model["hash"] == hashlib.sha256(_body(s3, cm, "saved.ipynb")).hexdigest()
 
 
-async def test_last_modified_is_the_objects_own_last_modified(
-    cm: S3ContentsManager, s3: Any
+async def test_last_modified_is_the_write_time_kept_with_the_object(
+    cm: S3ContentsManager, s3: Any, make_cm: Any
 ) -> None:
+    """A save's time goes into the object's metadata (to the microsecond): the save's
+    answer, get, get without content, and any other server report it alike. S3 listings
+    carry no metadata: they show the store's LastModified (whole seconds, same second)."""
     await cm.save({"type": "directory"}, "dir")
     saved = await cm.save(_text("x"), "dir/a.txt")
     head = s3.head_object(Bucket=cm.bucket, Key=_key(cm, "dir/a.txt"))
-    stored: datetime = head["LastModified"]
-    assert stored.tzinfo is not None
-    assert saved["last_modified"] == stored
-    assert (await cm.get("dir/a.txt"))["last_modified"] == stored
-    assert (await cm.get("dir/a.txt", content=False))["last_modified"] == stored
+    kept = datetime.fromisoformat(head["Metadata"]["s3contents-mtime"])
+    assert kept.tzinfo is not None
+    assert saved["last_modified"] == kept
+    assert (await cm.get("dir/a.txt"))["last_modified"] == kept
+    assert (await cm.get("dir/a.txt", content=False))["last_modified"] == kept
+    other = make_cm(prefix=cm.prefix)  # another server on the prefix
+    assert (await other.get("dir/a.txt", content=False))["last_modified"] == kept
     listed = {e["name"]: e for e in (await cm.get("dir"))["content"]}
-    assert listed["a.txt"]["last_modified"] == stored
+    assert abs(listed["a.txt"]["last_modified"] - kept) < timedelta(seconds=1)
+    assert listed["a.txt"]["last_modified"] == head["LastModified"]
     # A notebook saved through the manager too.
     nb = await cm.save(_nb_model(), "n.ipynb")
     nb_head = s3.head_object(Bucket=cm.bucket, Key=_key(cm, "n.ipynb"))
-    assert nb["last_modified"] == nb_head["LastModified"]
+    assert nb["last_modified"] == datetime.fromisoformat(nb_head["Metadata"]["s3contents-mtime"])
+    # An object written by another tool has the store's own time.
+    s3.put_object(Bucket=cm.bucket, Key=_key(cm, "dir/b.txt"), Body=b"b")
+    stored = s3.head_object(Bucket=cm.bucket, Key=_key(cm, "dir/b.txt"))["LastModified"]
+    assert (await cm.get("dir/b.txt", content=False))["last_modified"] == stored
+
+
+async def test_saves_in_one_second_have_distinct_times(cm: S3ContentsManager) -> None:
+    """JupyterLab tells a file changed on disk by its time: saves 100 ms apart differ."""
+    times = []
+    for i in range(10):
+        times.append((await cm.save(_text(f"v{i}"), "often.txt"))["last_modified"])
+        assert (await cm.get("often.txt", content=False))["last_modified"] == times[-1]
+        await asyncio.sleep(0.1)
+    assert len(set(times)) == 10
+    assert times == sorted(times)
+
+
+async def test_a_rename_keeps_the_time_on_every_server(cm: S3ContentsManager, make_cm: Any) -> None:
+    saved = await cm.save(_text("x"), "before.txt")
+    await asyncio.sleep(1.1)  # the copy is made in another second than the save
+    await cm.rename("before.txt", "after.txt")
+    restarted = make_cm(prefix=cm.prefix)  # another server, or this one restarted
+    for manager in (cm, restarted):
+        model = await manager.get("after.txt", content=False)
+        assert model["last_modified"] == saved["last_modified"]
+    await cm.save({"type": "directory"}, "d")
+    inner = await cm.save(_text("y"), "d/in.txt")
+    await cm.rename("d", "e")
+    model = await restarted.get("e/in.txt", content=False)
+    assert model["last_modified"] == inner["last_modified"]
 
 
 # --------------------------------------------------------------------------- status codes
@@ -389,12 +426,13 @@ async def test_checkpoints_live_in_the_bucket(
     made = await cm.create_checkpoint("folder/nb.ipynb")
     assert made["id"] == "checkpoint"
     head = s3.head_object(Bucket=cm.bucket, Key=ckpt_key)
-    assert made["last_modified"] == head["LastModified"]
+    kept = datetime.fromisoformat(head["Metadata"]["s3contents-mtime"])
+    assert made["last_modified"] == kept  # the checkpoint's own time, not the file's
     assert _body(s3, cm, "folder/.ipynb_checkpoints/nb-checkpoint.ipynb") == _body(
         s3, cm, "folder/nb.ipynb"
     )
     listed = await cm.list_checkpoints("folder/nb.ipynb")
-    assert listed == [{"id": "checkpoint", "last_modified": head["LastModified"]}]
+    assert listed == [{"id": "checkpoint", "last_modified": kept}]
     # Checkpoint folders never show in listings.
     assert [e["name"] for e in (await cm.get("folder"))["content"]] == ["nb.ipynb"]
 
@@ -469,8 +507,9 @@ async def test_rest_contract(jp_fetch: Any, jp_serverapp: Any, s3: Any) -> None:
     model = json.loads(r.body)
     validate_model(model, expect_content=True, expect_hash=True)
     assert model["hash"] == hashlib.sha256(_body(s3, cm, "nb.ipynb")).hexdigest()
-    stored = s3.head_object(Bucket=cm.bucket, Key=_key(cm, "nb.ipynb"))["LastModified"]
-    assert datetime.fromisoformat(model["last_modified"].replace("Z", "+00:00")) == stored
+    stored = s3.head_object(Bucket=cm.bucket, Key=_key(cm, "nb.ipynb"))["Metadata"]
+    kept = datetime.fromisoformat(stored["s3contents-mtime"])
+    assert datetime.fromisoformat(model["last_modified"].replace("Z", "+00:00")) == kept
 
     r = await jp_fetch("api", "contents", method="POST", body=json.dumps({"type": "notebook"}))
     assert r.code == 201

@@ -333,6 +333,24 @@ async def test_copy_if_match_replaces_only_that_version(
     assert data == b"S" and copied.etag == info.etag
 
 
+async def test_write_time_is_kept_with_the_object(storage: Storage, prefix: str) -> None:
+    """``put(mtime=)`` keeps the time (microseconds) for HEAD and GET, a plain copy keeps it
+    (a rename keeps the date), a copy given a new ``mtime`` has that one."""
+    when = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    await storage.put(f"{prefix}a", b"A", mtime=when, content_type="text/plain")
+    assert (await storage.head(f"{prefix}a")).last_modified == when
+    assert (await storage.get(f"{prefix}a"))[1].last_modified == when
+    await storage.copy(f"{prefix}a", f"{prefix}b")
+    assert (await storage.head(f"{prefix}b")).last_modified == when
+    later = when + timedelta(seconds=1, microseconds=5)
+    await storage.copy(f"{prefix}a", f"{prefix}c", mtime=later, content_type="text/plain")
+    assert (await storage.head(f"{prefix}c")).last_modified == later
+    assert (await storage.get(f"{prefix}c"))[0] == b"A"
+    # Written without one (another tool): the store's own time, whole seconds.
+    await storage.put(f"{prefix}d", b"D")
+    _assert_utc((await storage.head(f"{prefix}d")).last_modified)
+
+
 # --------------------------------------------------------------------------- list
 
 

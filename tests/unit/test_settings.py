@@ -187,6 +187,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "upload_part_size": ("6291456", 6291456),
     "upload_timeout": ("12.5", 12.5),
     "request_timeout": ("2.5", 2.5),
+    "rename_lease": ("12", 12.0),
 }
 #: Settings that are only valid in pairs.
 PARTNERS = {"access_key_id": "secret_access_key", "secret_access_key": "access_key_id"}
