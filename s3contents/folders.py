@@ -21,8 +21,8 @@ Rename of folder ``A`` to ``B`` by owner ``O`` (a manager's random id):
    still the version it wrote (``If-Match``), pushing ``expires`` forward. A claim whose
    ``expires`` has passed belongs to a dead owner; a rename of the same ``A`` to the same
    ``B`` takes it over (again with ``If-Match``, so two servers cannot both take it over)
-   and resumes. An owner that could not renew stops before it deletes anything, and one
-   that finds its claim taken over stops at once.
+   and resumes. An owner that could not renew, or finds its claim taken over, stops before
+   its next deletion (its copies are create-only or conditional: harmless meanwhile).
 3. **Copy**, server-side, create-only: a copy never replaces an object it did not write.
    When resuming, what is already at the destination decides, object by object: the same
    version (same ETag) is done; an older one (the source was saved after the crashed copy)
@@ -381,6 +381,15 @@ class Folders:
             raise Conflict(
                 f"An interrupted rename of {claim.src} to {claim.dst} holds {api_path}: "
                 f"rename it to {claim.dst} again to finish it",
+                path=api_path,
+            )
+        # The half-made destination of an interrupted rename: its sources may be deleted
+        # already, so it is all there is of them, unless that rename's lock is gone (a
+        # journal left behind: the folder is an ordinary one).
+        if await self.read_claim(self.claim_key(claim.src)) is not None:
+            raise Conflict(
+                f"{api_path} is the unfinished destination of a rename from {claim.src}: "
+                f"rename {claim.src} to {api_path} again to finish it",
                 path=api_path,
             )
 

@@ -414,8 +414,9 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         listing = await self.storage.list(prefix, self.keys.delimiter)
         files = []
         exists = bool(listing.prefixes)
+        claim = prefix + RENAME_JOURNAL  # alone, the lock of a rename moving it away
         for obj in listing.objects:
-            exists = True
+            exists = exists or obj.key != claim
             if obj.key == prefix or obj.key.endswith(self.keys.delimiter):
                 continue  # a zero-byte "folder/" object (AWS console, SeaweedFS)
             files.append(obj)
@@ -969,14 +970,16 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             raise AlreadyExists(f"File already exists: {new}", path=new)
         new_key = self.keys.key(new)
         try:
-            await self.storage.copy(self.keys.key(old), new_key, mode=PutMode.CREATE)
+            copied = await self.storage.copy(self.keys.key(old), new_key, mode=PutMode.CREATE)
         except AlreadyExists:
             raise AlreadyExists(f"File already exists: {new}", path=new) from None
         try:
             # Only the version copied: a save that landed meanwhile must not vanish.
             await self.storage.delete(self.keys.key(old), etag=info.etag)
         except Conflict:
-            await self.storage.delete(new_key)
+            # Only the copy made here: a save at the new name meanwhile stays.
+            with contextlib.suppress(Conflict):
+                await self.storage.delete(new_key, etag=copied.etag)
             raise Conflict(
                 f"{old} was saved while it was being renamed; nothing was renamed, try again",
                 path=old,

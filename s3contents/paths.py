@@ -28,9 +28,11 @@ __all__ = [
 
 #: Folder holding checkpoints, laid out as Jupyter's local manager does.
 CHECKPOINT_DIR = ".ipynb_checkpoints"
-#: Journal of a folder rename in progress, in the new folder: ``{"from": old API path}``.
-#: Written create-only before the first copy and deleted after the last deletion, it claims
-#: the new name against a racing rename and lets a rename that failed half-way be retried.
+#: The claims of a folder rename in progress (:mod:`s3contents.folders`): in the folder
+#: renamed, its lock (``"role": "source"``); in the new folder, its journal
+#: (``"role": "destination"``). Written create-only under a lease before the first copy
+#: and deleted after the last deletion: they keep racing renames and deletes apart and let
+#: a rename cut short by a failure or a killed server be finished by doing it again.
 RENAME_JOURNAL = ".s3contents-rename"
 #: S3 refuses keys longer than this many UTF-8 bytes.
 MAX_KEY_BYTES = 1024
