@@ -106,6 +106,11 @@ def _import_gcsfs() -> None:
         os.environ[_HNS_VARIABLE] = "false"
     try:
         import gcsfs  # noqa: F401
+    except ImportError as err:
+        raise ImportError(
+            f"Google Cloud Storage needs gcsfs ({err}): install s3contents with its gcs "
+            "extra, pip install '.[gcs]' in a checkout (or 's3contents[gcs]')"
+        ) from err
     finally:
         if ours:
             os.environ.pop(_HNS_VARIABLE, None)

@@ -15,12 +15,24 @@ import random
 import re
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from multiwriter_support import Writers, api_path, claims_in, run_at_once
 
 FILES = 300
+#: What each trial ended with, printed after the module (pytest -s): docs/reliability.md.
+OUTCOMES: list[str] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_outcomes() -> Iterator[None]:
+    yield
+    for line in OUTCOMES:
+        print(f"  {line}")
+
+
 #: (offset of the second rename in seconds, delay the second server's proxy adds per request)
 TRIALS = [(0.0, 0.0), (0.0, 0.03), (0.02, 0.0), (0.05, 0.03), (0.1, 0.0), (0.2, 0.03)]
 
@@ -53,6 +65,7 @@ def test_two_servers_rename_one_folder_to_one_name(writers: Writers, trial: int)
         )
     finally:
         _slow(writers, 1, 0.0)
+    OUTCOMES.append(f"same name {writers.server.name} {offset=} {delay=}: {statuses}")
     assert sorted(statuses) in ([200, 404], [200, 409]), statuses
     after = writers.snapshot(top)
     assert claims_in(after) == []
@@ -80,6 +93,7 @@ def test_two_servers_rename_one_folder_to_two_names(writers: Writers, trial: int
         )
     finally:
         _slow(writers, 1, 0.0)
+    OUTCOMES.append(f"two names {writers.server.name} {offset=} {delay=}: {statuses}")
     assert sorted(statuses) in ([200, 404], [200, 409]), statuses
     winner = "B" if statuses[0] == 200 else "C"
     after = writers.snapshot(top)
@@ -129,6 +143,10 @@ def test_saves_and_new_files_during_a_rename_are_not_lost(writers: Writers) -> N
         _slow(writers, 0, 0.0)
     # 200, or 409 naming the files that kept being saved in A (they stay there).
     assert code == 200 or (code == 409 and "kept being saved" in str(body)), (code, body)
+    OUTCOMES.append(
+        f"saves racing a rename {writers.server.name}: rename {code}, {len(acked)} files "
+        f"saved by server 2 during it"
+    )
     assert acked, "no save was acknowledged during the rename"
     after = writers.snapshot(top)
     assert claims_in(after) == []
