@@ -18,9 +18,8 @@ from servers import S3Server
 SERVERS = {"seaweedfs": "seaweedfs", "moto": "moto_s3"}
 
 
-@pytest.fixture(scope="module", params=list(SERVERS), ids=list(SERVERS))
-def writers(request: pytest.FixtureRequest) -> Iterator[Writers]:
-    server: S3Server = request.getfixturevalue(SERVERS[request.param])
+def _writers(server: S3Server) -> Iterator[Writers]:
+    """Two Jupyter servers on a new bucket of ``server``; all gone afterwards."""
     bucket = server.make_bucket()
     made = Writers(server, bucket, f"mw/{secrets.token_hex(6)}")
     try:
@@ -31,14 +30,12 @@ def writers(request: pytest.FixtureRequest) -> Iterator[Writers]:
         server.remove_bucket(bucket)
 
 
+@pytest.fixture(scope="module", params=list(SERVERS), ids=list(SERVERS))
+def writers(request: pytest.FixtureRequest) -> Iterator[Writers]:
+    yield from _writers(request.getfixturevalue(SERVERS[request.param]))
+
+
 @pytest.fixture
 def seaweed_writers(seaweedfs: S3Server) -> Iterator[Writers]:
     """Like ``writers``, on SeaweedFS only and for one test (it kills its servers)."""
-    bucket = seaweedfs.make_bucket()
-    made = Writers(seaweedfs, bucket, f"mw/{secrets.token_hex(6)}")
-    try:
-        made.start(2)
-        yield made
-    finally:
-        made.stop()
-        seaweedfs.remove_bucket(bucket)
+    yield from _writers(seaweedfs)

@@ -38,7 +38,8 @@ Probe = Callable[[Any, str, str], "str | None"]
 # --------------------------------------------------------------------------- S3 (boto3)
 
 
-def _s3_copy_create_only(server: S3Server, bucket: str, prefix: str) -> str | None:
+def _s3_copy_onto_existing(server: S3Server, bucket: str, prefix: str, **condition: str) -> bool:
+    """Whether a CopyObject onto an existing key with ``condition`` was refused."""
     s3 = server.admin
     s3.put_object(Bucket=bucket, Key=f"{prefix}src", Body=b"A")
     s3.put_object(Bucket=bucket, Key=f"{prefix}dst", Body=b"B")
@@ -47,25 +48,21 @@ def _s3_copy_create_only(server: S3Server, bucket: str, prefix: str) -> str | No
             Bucket=bucket,
             Key=f"{prefix}dst",
             CopySource={"Bucket": bucket, "Key": f"{prefix}src"},
-            IfNoneMatch="*",
+            **condition,
         )
     except ClientError:
+        return True
+    return False
+
+
+def _s3_copy_create_only(server: S3Server, bucket: str, prefix: str) -> str | None:
+    if _s3_copy_onto_existing(server, bucket, prefix, IfNoneMatch="*"):
         return None
     return "ignores If-None-Match on CopyObject and overwrites the destination"
 
 
 def _s3_copy_if_match(server: S3Server, bucket: str, prefix: str) -> str | None:
-    s3 = server.admin
-    s3.put_object(Bucket=bucket, Key=f"{prefix}src", Body=b"A")
-    s3.put_object(Bucket=bucket, Key=f"{prefix}dst", Body=b"B")
-    try:
-        s3.copy_object(
-            Bucket=bucket,
-            Key=f"{prefix}dst",
-            CopySource={"Bucket": bucket, "Key": f"{prefix}src"},
-            IfMatch='"0123456789abcdef0123456789abcdef"',
-        )
-    except ClientError:
+    if _s3_copy_onto_existing(server, bucket, prefix, IfMatch='"0123456789abcdef0123456789abcdef"'):
         return None
     return "ignores If-Match on CopyObject and overwrites the destination"
 
