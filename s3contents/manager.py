@@ -30,7 +30,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Enum, Float, Int, TraitError, Type, default, observe, validate
 
 from . import models
-from .collab import RenamedDates, SavedHashes, index_renamed_folder
+from .collab import RenamedDates, SavedHashes, drop_stale_file_ids, move_file_ids
 from .errors import (
     AlreadyExists,
     BadRequest,
@@ -918,6 +918,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 # As for rename: not every store honours a create-only copy.
                 raise AlreadyExists(f"File already exists: {dst}", path=dst)
             model = await self._copy_to(src, dst, info)
+        drop_stale_file_ids(self.parent, model["path"])
         self.emit(data={"action": "copy", "path": model["path"], "source_path": src})
         return model
 
@@ -1050,8 +1051,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         was_dir = await self._rename_file(old, new)
         if old != new and not was_dir:
             await self.checkpoints.rename_all_checkpoints(old, new)
-        if was_dir:
-            index_renamed_folder(self.parent, old)
+        move_file_ids(self.parent, old, new, folder=was_dir)
         self.emit(data={"action": "rename", "path": new, "source_path": old})
 
     @_api
