@@ -457,6 +457,25 @@ class Folders:
         on_copied: OnCopied | None = None,
     ) -> None:
         """Rename folder ``old`` to ``new`` (the protocol in this module's docstring)."""
+        # One rename of a pair at a time in this manager: a second request for the same
+        # rename (a client's retry) while the first runs is 409, never a take-over of the
+        # first one's claims (they carry this manager's own id).
+        if (old, new) in self.running:
+            raise Conflict(f"{old} is being renamed to {new}; try again when that is done")
+        self.running.add((old, new))
+        try:
+            await self._rename(old, new, check_parent, file_exists, on_copied)
+        finally:
+            self.running.discard((old, new))
+
+    async def _rename(
+        self,
+        old: str,
+        new: str,
+        check_parent: Callable[[str], Awaitable[None]],
+        file_exists: Callable[[str], Awaitable[bool]],
+        on_copied: OnCopied | None,
+    ) -> None:
         if new.startswith(old + "/"):
             if await file_exists(new) or await self.exists(new):
                 raise AlreadyExists(f"File already exists: {new}", path=new)  # as on disk
@@ -472,12 +491,10 @@ class Folders:
         if old.rpartition("/")[0] != new.rpartition("/")[0]:
             await check_parent(new)
         lease, resume = await self._claim(old, new)
-        self.running.add((old, new))
         lease.start()
         try:
             await self._move(old, new, moving, lease, resume, on_copied)
         finally:
-            self.running.discard((old, new))
             await lease.stop()
 
     async def _rename_without_objects(
@@ -520,12 +537,11 @@ class Folders:
 
     def _ours(self, claim: Claim, old: str, new: str) -> bool:
         """A claim of this rename that may be taken over: its lease ran out, or it was
-        left by a rename of this manager that is not running any more."""
+        left by an earlier attempt of this manager (called while this rename holds its
+        place in :attr:`running`, so no other attempt of it runs here)."""
         if (claim.src, claim.dst) != (old, new):
             return False
-        if not claim.live():
-            return True
-        return claim.owner == self.owner and (old, new) not in self.running
+        return not claim.live() or claim.owner == self.owner
 
     async def _claim(self, old: str, new: str) -> tuple[_Lease, bool]:
         """Claim ``old`` (its lock) and ``new`` (its journal); returns the lease and whether

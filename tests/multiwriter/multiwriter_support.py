@@ -38,7 +38,9 @@ class Writers:
     bucket: str
     prefix: str
     #: Settings every Jupyter server gets (``--S3ContentsManager.x=y``).
-    settings: dict[str, str] = field(default_factory=lambda: {"rename_lease": "4"})
+    #: A lease long enough for a loaded 2-core machine (renewed every third of it), short
+    #: enough for the tests that wait for a killed server's lease to run out.
+    settings: dict[str, str] = field(default_factory=lambda: {"rename_lease": "8"})
     apps: list[JupyterApp] = field(default_factory=list)
     proxies: list[FaultProxy] = field(default_factory=list)
 

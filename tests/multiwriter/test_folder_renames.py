@@ -73,6 +73,23 @@ def test_two_servers_rename_one_folder_to_one_name(writers: Writers, trial: int)
     assert after == moved  # every file, once, with its content; nothing left in A
 
 
+def test_one_server_asked_three_times_at_once(writers: Writers) -> None:
+    """The same rename sent three times at once to one server (a client retrying): one
+    200, the others 409, no claim left behind (they carry one owner id)."""
+    top = "thrice"
+    files = writers.seed(f"{top}/A", FILES)
+    app = writers.apps[0]
+    statuses = run_at_once(
+        [lambda: app.status_of(api_path(f"{top}/A"), "PATCH", rename_body(f"{top}/B"))] * 3,
+        [0.0, 0.0, 0.01],
+    )
+    OUTCOMES.append(f"one server thrice {writers.server.name}: {statuses}")
+    assert sorted(statuses) in ([200, 409, 409], [200, 404, 409], [200, 404, 404]), statuses
+    after = writers.snapshot(top)
+    assert claims_in(after) == []
+    assert after == {p.replace(f"{top}/A/", f"{top}/B/", 1): c for p, c in files.items()}
+
+
 @pytest.mark.parametrize("trial", range(4))
 def test_two_servers_rename_one_folder_to_two_names(writers: Writers, trial: int) -> None:
     offset, delay = TRIALS[trial]
@@ -191,7 +208,7 @@ def test_a_rename_killed_half_way_is_finished_by_a_retry_keeping_newer_saves(
     code, body = other.call(api_path("k/A"), "PATCH", rename_body("k/C"))
     assert code == 409 and "k/B" in str(body), (code, body)
     assert other.status_of(api_path("k/A"), "DELETE") == 409
-    time.sleep(4.5)  # the lease (rename_lease=4) runs out
+    time.sleep(8.5)  # the lease (rename_lease=8) runs out
     code, body = other.call(api_path("k/A"), "PATCH", rename_body("k/B"))
     assert code == 200, (code, body)
     after = w.snapshot("k")

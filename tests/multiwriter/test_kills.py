@@ -480,7 +480,7 @@ def test_a_folder_rename_killed_at_its_first_delete_batch_is_finished_by_a_retry
     (``dropped``). Proves: the client gets no 2xx; no file is lost (each is in the
     destination with its content, and still in the source or not); a save made in the
     destination through the restarted server is acknowledged; after the lease
-    (rename_lease=4 s), the rename sent again answers 200, and every file is in the
+    (rename_lease=8 s), the rename sent again answers 200, and every file is in the
     destination exactly once, with its content, that save kept (not undone by the
     source's older version); nothing is left in the source, no ``.s3contents-rename``
     claim anywhere."""
