@@ -69,6 +69,22 @@ def wait_saved(page: Any) -> None:
     page.locator(".lm-DockPanel .lm-TabBar-tab.jp-mod-current:not(.jp-mod-dirty)").wait_for()
 
 
+def save(page: Any) -> None:
+    """Ctrl+S, then wait until the tab is clean. A key press the page had no focus for
+    (seen once in CI: no request, no dialog, the tab still dirty) is sent again, at most
+    twice; a save that fails or hangs still fails the test."""
+    clean = page.locator(".lm-DockPanel .lm-TabBar-tab.jp-mod-current:not(.jp-mod-dirty)")
+    for attempt in range(3):
+        page.keyboard.press("Control+s")
+        try:
+            clean.wait_for(timeout=10_000 * (attempt + 1))
+            return
+        except Exception:  # playwright's TimeoutError
+            if attempt == 2:
+                raise
+            print(f"Ctrl+S again (attempt {attempt + 2}): the tab is still dirty")
+
+
 def dialog(page: Any) -> Any:
     return page.locator(".jp-Dialog-content")
 
@@ -96,8 +112,7 @@ def run_lab_scenario(page: Any, app: JupyterApp, bucket: Bucket, steps: Steps, t
         assert "print(6*7)" not in bucket.get(NOTEBOOK).decode()
 
     with steps("save"):
-        page.keyboard.press("Control+s")
-        wait_saved(page)
+        save(page)
         saved = bucket.notebook(NOTEBOOK)
         assert "".join(saved["cells"][0]["source"]) == "print(6*7)"
         assert saved["cells"][0]["outputs"][0]["text"] in ("42\n", ["42\n"])

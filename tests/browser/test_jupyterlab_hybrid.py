@@ -17,7 +17,7 @@ import pytest
 from browser_support import Bucket, Steps
 from nbformat.v4 import new_code_cell, new_notebook
 from servers import S3Server
-from test_jupyterlab import current_notebook, go_home, listing_item, open_folder, wait_saved
+from test_jupyterlab import current_notebook, go_home, listing_item, open_folder, save
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -85,8 +85,7 @@ def test_jupyterlab_on_a_local_folder_and_a_bucket(
             cell.locator(".cm-content").click()
             page.keyboard.press("End")
             page.keyboard.type(EDIT)
-            page.keyboard.press("Control+s")
-            wait_saved(page)
+            save(page)
             saved = bucket.notebook(NOTEBOOK)
             assert "".join(saved["cells"][0]["source"]) == f"print(6*7){EDIT}"
             bucket.wait_for(
