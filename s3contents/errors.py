@@ -1,12 +1,17 @@
 """The package's own error vocabulary (bottom layer).
 
-Storage adapters, path rules and model builders raise only these errors. The contents
-manager is the one place that turns them into HTTP errors, through :func:`to_http_error`
-and the :data:`HTTP_STATUS` table, so a storage failure can never leak a provider's
-exception, and with it a request signature or a secret, to a client.
+Storage adapters, path rules and model builders raise only these errors. The API boundary
+(managers, checkpoints, handlers) turns them into HTTP errors one way, :func:`http_errors`
+(a decorator) or :func:`to_http_error`, by the one table :data:`HTTP_STATUS`, so a storage
+failure can never leak a provider's exception, and with it a request signature or a secret,
+to a client.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 __all__ = [
     "HTTP_STATUS",
@@ -20,6 +25,7 @@ __all__ = [
     "NotFound",
     "TooLarge",
     "Unavailable",
+    "http_errors",
     "to_http_error",
 ]
 
@@ -112,3 +118,22 @@ def to_http_error(err: ContentsError) -> Exception:
     from tornado.web import HTTPError
 
     return HTTPError(status_of(err), err.message)
+
+
+_F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
+
+
+def http_errors(func: _F) -> _F:
+    """Decorate a coroutine method of the API boundary (the managers, their checkpoints, the
+    handlers' calls): the package's errors leave it as tornado's ``HTTPError``, every other
+    exception as it came. The chain is kept (``from err``): a traceback shows where the
+    error arose, and :mod:`s3contents.redact` masks credentials in whatever is logged."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await func(*args, **kwargs)
+        except ContentsError as err:
+            raise to_http_error(err) from err
+
+    return cast(_F, wrapper)

@@ -59,10 +59,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from .errors import AlreadyExists, BadRequest, Conflict, ContentsError, NotFound, Unavailable
-from .paths import RENAME_JOURNAL, KeyMapper
+from .paths import KeyMapper
 from .storage.base import ObjectInfo, PutMode, Storage
 
-__all__ = ["LEASE_SECONDS", "Claim", "Folders", "new_owner_id"]
+__all__ = ["LEASE_SECONDS", "Claim", "FolderListing", "Folders", "new_owner_id"]
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,19 @@ class _Lease:
 OnCopied = Callable[[str, ObjectInfo], None]
 
 
+@dataclass
+class FolderListing:
+    """One folder's listing: direct files as (name, object), subfolder names, existence."""
+
+    files: list[tuple[str, ObjectInfo]]
+    dirs: list[str]
+    exists: bool
+
+    @property
+    def names(self) -> set[str]:
+        return {name for name, _ in self.files} | set(self.dirs)
+
+
 class Folders:
     """Copy, delete and rename folders of one manager (its storage, keys and owner id)."""
 
@@ -247,6 +260,23 @@ class Folders:
     async def tree(self, api_path: str) -> list[ObjectInfo]:
         """Every object under the folder, recursively."""
         return [o async for o in self.storage.list_all(self.keys.dir_prefix(api_path))]
+
+    async def listing(self, api_path: str) -> FolderListing:
+        """One delimited LIST of the folder: its direct files, its subfolders, and whether
+        it exists (it holds something, a rename's claim alone excepted; the root always)."""
+        prefix = self.keys.dir_prefix(api_path)
+        delim = self.keys.delimiter
+        found = await self.storage.list(prefix, delim)
+        claim = self.claim_key(api_path) if api_path else None
+        files: list[tuple[str, ObjectInfo]] = []
+        exists = bool(found.prefixes) or not api_path
+        for obj in found.objects:
+            exists = exists or obj.key != claim
+            if obj.key == prefix or obj.key.endswith(delim):
+                continue  # a zero-byte "folder/" object (AWS console, SeaweedFS)
+            files.append((self.keys.child_name(prefix, obj.key), obj))
+        dirs = [d for d in (self.keys.child_name(prefix, p) for p in found.prefixes) if d]
+        return FolderListing(files, dirs, exists)
 
     async def exists(self, api_path: str) -> bool:
         """True when the folder exists: anything but a rename's claim lies in it (one
@@ -279,7 +309,7 @@ class Folders:
         return sorted(found, key=len, reverse=True)
 
     def claim_key(self, api_path: str) -> str:
-        return self.keys.dir_prefix(api_path) + RENAME_JOURNAL
+        return self.keys.claim_key(api_path)
 
     async def read_claim(self, key: str) -> tuple[Claim, str | None] | None:
         try:
@@ -294,7 +324,7 @@ class Folders:
         """(source object, destination key) for every object of folder ``src``."""
         src_prefix, dst_prefix = self.keys.dir_prefix(src), self.keys.dir_prefix(dst)
         return [
-            (o, dst_prefix + o.key[len(src_prefix) :])
+            (o, self.keys.rebase(o.key, src_prefix, dst_prefix))
             for o in objects
             if not o.key.endswith(self.keys.delimiter)
         ]
@@ -630,7 +660,7 @@ class Folders:
         src_prefix, dst_prefix = self.keys.dir_prefix(old), self.keys.dir_prefix(new)
 
         def dst_of(key: str) -> str:
-            return dst_prefix + key[len(src_prefix) :]
+            return self.keys.rebase(key, src_prefix, dst_prefix)
 
         keep: list[str] = []  # sources changed in both folders: kept, not deleted
         try:

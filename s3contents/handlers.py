@@ -1,8 +1,13 @@
-"""``/files/`` downloads streamed from the bucket (web layer).
+"""Our HTTP handlers (web layer, the top: nothing in the package imports it but the server
+extension and the managers' ``files_handler_class`` setting, by name).
 
-jupyter_server's generic ``FilesHandler`` reads a whole file through ``get`` (base64 in
-memory) before sending it. This handler sends the object in pieces as they arrive from
-the store, so a 1 GB download holds a few MB, and never reads from local disk.
+* ``/files/``: jupyter_server's generic ``FilesHandler`` reads a whole file through ``get``
+  (base64 in memory) before sending it. :class:`StreamingFilesHandler` sends it in pieces as
+  they arrive from the store (the manager's ``download``), so a 1 GB download holds a few
+  MB, and never reads from local disk.
+* ``/api/contents``: :class:`ContentsHandler`, jupyter_server's own, answering 400 where it
+  would answer 500; the server extension ``s3contents`` (:mod:`s3contents.serverext`)
+  serves it in place of the server's.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ from jupyter_server.services.contents import handlers as upstream
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from .errors import ContentsError, NotFound, to_http_error
-from .paths import is_hidden_path, normalize_api_path
+from .contents import Download
+from .errors import ContentsError, to_http_error
 
-__all__ = ["ContentsHandler", "StreamingFilesHandler", "default_handlers", "guard_contents_api"]
+__all__ = ["ContentsHandler", "StreamingFilesHandler", "contents_handlers"]
 
 AUTH_RESOURCE = "contents"
 CHUNK = 1024 * 1024
@@ -41,7 +46,8 @@ def content_type_for(name: str) -> str:
 
 
 class StreamingFilesHandler(JupyterHandler):
-    """Serve ``/files/<path>`` from the contents manager's storage, streamed."""
+    """Serve ``/files/<path>`` through the contents manager's ``download`` method (ours:
+    streamed from the bucket; the hybrid manager's: from the path's mount)."""
 
     auth_resource = AUTH_RESOURCE
 
@@ -50,50 +56,37 @@ class StreamingFilesHandler(JupyterHandler):
         # HTML and SVG from a bucket may carry scripts: confine them to a unique origin.
         return super().content_security_policy + "; sandbox allow-scripts"
 
-    async def _resolve(self, path: str, cm: Any = None) -> tuple[Any, str, Any]:
-        """(manager, API path, object info) of ``path`` in ``cm`` (default: the server's
-        contents manager; the hybrid manager's handler passes a mount's manager)."""
-        if cm is None:
-            cm = self.contents_manager
-        try:
-            api_path = normalize_api_path(path)
-            if not api_path:
-                raise NotFound("Not a file")
-            if (not cm.allow_hidden and is_hidden_path(api_path)) or cm._reserved(api_path):
-                raise NotFound("Not found")
-            key = cm.keys.key(api_path)
-            info = await cm.storage.head(key)
-        except ContentsError as err:
-            raise to_http_error(err) from None
-        return cm, api_path, info
-
-    def _set_file_headers(self, api_path: str, info: Any) -> None:
-        name = api_path.rsplit("/", 1)[-1]
+    async def _download(self, path: str) -> Download:
+        download = getattr(self.contents_manager, "download", None)
+        if download is None:
+            raise web.HTTPError(404, "This contents manager serves no downloads")
+        found: Download = await download(path)
         if self.get_argument("download", None):
-            self.set_attachment_header(name)
-        self.set_header("Content-Type", content_type_for(name))
-        self.set_header("Content-Length", str(info.size))
-        self.set_header("Last-Modified", info.last_modified)
-        if info.etag:
-            self.set_header("Etag", f'"{info.etag}"')
+            self.set_attachment_header(found.name)
+        self.set_header("Content-Type", content_type_for(found.name))
+        if found.size is not None:
+            self.set_header("Content-Length", str(found.size))
+        if found.last_modified is not None:
+            self.set_header("Last-Modified", found.last_modified)
+        if found.etag:
+            self.set_header("Etag", f'"{found.etag}"')
+        return found
 
     @web.authenticated
     @authorized
     async def head(self, path: str) -> None:
         self.check_xsrf_cookie()
-        _, api_path, info = await self._resolve(path)
-        self._set_file_headers(api_path, info)
+        await self._download(path)
 
     @web.authenticated
     @authorized
     async def get(self, path: str) -> None:
         # /files/ requests must originate from the same site, as in jupyter_server.
         self.check_xsrf_cookie()
-        cm, api_path, info = await self._resolve(path)
-        self._set_file_headers(api_path, info)
+        found = await self._download(path)
         try:
             # aclosing: a client that goes away must not leave the storage response open.
-            async with contextlib.aclosing(cm.storage.stream(info.key, CHUNK)) as pieces:
+            async with contextlib.aclosing(found.read(CHUNK)) as pieces:  # type: ignore[type-var]
                 async for piece in pieces:
                     self.write(piece)
                     await self.flush()
@@ -101,9 +94,9 @@ class StreamingFilesHandler(JupyterHandler):
             return  # the client went away
         except ContentsError as err:
             if self._headers_written:
-                self.log.warning("Download of %s interrupted: %s", api_path, err)
+                self.log.warning("Download of %s interrupted: %s", found.name, err)
                 return
-            raise to_http_error(err) from None
+            raise to_http_error(err) from err
 
 
 # --------------------------------------------------------------------------- /api/contents
@@ -137,23 +130,9 @@ class ContentsHandler(upstream.ContentsHandler):
         return model
 
 
-#: jupyter_server's contents routes, with :class:`ContentsHandler` in place of its own.
-default_handlers = [
+#: jupyter_server's contents routes, with :class:`ContentsHandler` in place of its own: the
+#: server extension ``s3contents`` adds them, before the server's own routes.
+contents_handlers = [
     (pattern, ContentsHandler if handler is upstream.ContentsHandler else handler)
     for pattern, handler in upstream.default_handlers
 ]
-
-
-def guard_contents_api(server_app: Any) -> None:
-    """Serve ``/api/contents`` with :class:`ContentsHandler`.
-
-    Adds this module to the server's ``extra_services``, whose routes come before the
-    default ones; the contents manager calls it when it is made, before the server builds its
-    web application. Does nothing without a server (or one with no such setting).
-    """
-    if server_app is None or not getattr(server_app, "has_trait", lambda _: False)(
-        "extra_services"
-    ):
-        return
-    if __name__ not in server_app.extra_services:
-        server_app.extra_services = [*server_app.extra_services, __name__]

@@ -40,7 +40,6 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar, cast
 
 from jupyter_events import EventLogger
-from jupyter_server.auth.decorator import authorized
 from jupyter_server.services.contents.checkpoints import AsyncCheckpoints
 from jupyter_server.services.contents.fileio import FileManagerMixin
 from jupyter_server.services.contents.largefilemanager import (
@@ -49,16 +48,15 @@ from jupyter_server.services.contents.largefilemanager import (
 )
 from jupyter_server.services.contents.manager import AsyncContentsManager, ContentsManager
 from tornado import web
-from tornado.iostream import StreamClosedError
 from traitlets import Dict, Int, TraitError, Type, default, observe, validate
 
 from . import models
+from .contents import Download
 from .errors import AlreadyExists, BadRequest, ContentsError, NotFound, to_http_error
-from .handlers import CHUNK, StreamingFilesHandler, content_type_for, guard_contents_api
 from .manager import ObjectStoreContentsManager
 from .paths import is_hidden_path, matches_globs, normalize_api_path, split_api
 
-__all__ = ["HybridCheckpoints", "HybridContentsManager", "HybridFilesHandler"]
+__all__ = ["HybridCheckpoints", "HybridContentsManager"]
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -227,7 +225,7 @@ class HybridContentsManager(AsyncContentsManager):
         return value
 
     files_handler_class = Type(  # type: ignore[assignment]
-        default_value="s3contents.hybrid.HybridFilesHandler",
+        default_value="s3contents.handlers.StreamingFilesHandler",
         klass="tornado.web.RequestHandler",
         allow_none=True,
         config=True,
@@ -303,9 +301,6 @@ class HybridContentsManager(AsyncContentsManager):
             mount_kwargs.setdefault("event_logger", _MountEvents(self, mount))
             managers[mount] = cls(parent=self, log=self.log, **mount_kwargs)
         self._managers = managers
-        # Our managers ask the server for the hardened /api/contents handler themselves, but
-        # their parent is this manager: ask on their behalf.
-        guard_contents_api(self.parent)
 
     @observe(*_INHERITED)
     def _pass_on(self, change: Any) -> None:
@@ -697,7 +692,7 @@ class HybridContentsManager(AsyncContentsManager):
                     if obj.key.endswith(cm.keys.delimiter):
                         continue
                     api_path = cm.keys.api_path(obj.key)
-                    if not cm._reserved(api_path):
+                    if not cm.keys.is_reserved(api_path):
                         found.append(api_path[len(src.rel) + 1 :] if src.rel else api_path)
             except ContentsError as err:
                 raise to_http_error(err) from None
@@ -792,6 +787,48 @@ class HybridContentsManager(AsyncContentsManager):
                     await _call(cm.delete, dst.rel)
         except Exception:
             self.log.warning("Could not remove the partial copy at %s", dst.full, exc_info=True)
+
+    # -- /files/ --------------------------------------------------------------------------
+    @_api
+    async def download(self, path: str) -> Download:
+        """The file at ``path`` for ``/files/``, from its mount: streamed from the bucket
+        (our managers), read from local disk in pieces (jupyter_server's file managers), or
+        through ``get`` (any other manager)."""
+        place = self._place(path)
+        if not place.rel:
+            raise NotFound("Not a file", path=place.full)
+        cm = place.cm
+        if isinstance(cm, ObjectStoreContentsManager):
+            return await cm.download(place.rel)
+        if not cm.allow_hidden and await _call(cm.is_hidden, place.rel):
+            raise NotFound("Not found", path=place.full)
+        name = place.rel.rsplit("/", 1)[-1]
+        if isinstance(cm, FileManagerMixin):
+            os_path = cm._get_os_path(place.rel)
+            try:
+                stat = await asyncio.to_thread(os.stat, os_path)
+            except OSError:
+                raise NotFound("Not found", path=place.full) from None
+            if not stat_module.S_ISREG(stat.st_mode):
+                raise NotFound("Not a file", path=place.full)
+
+            async def read_local(size: int) -> AsyncIterator[bytes]:
+                with await asyncio.to_thread(open, os_path, "rb") as file:
+                    while piece := await asyncio.to_thread(file.read, size):
+                        yield piece
+
+            modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
+            return Download(name, stat.st_size, modified, None, read_local)
+        model = await _call(cm.get, place.rel, type="file", content=False)
+
+        async def read_model(size: int) -> AsyncIterator[bytes]:
+            full = await _call(cm.get, place.rel, type="file", content=True)
+            if full.get("format") == "base64":
+                yield base64.b64decode(full["content"])
+            else:
+                yield str(full["content"]).encode("utf-8")
+
+        return Download(name, None, model.get("last_modified"), None, read_model)
 
     # -- trust, kernels, checkpoints ------------------------------------------------------
     @_api
@@ -946,84 +983,3 @@ def _local_files(root: str, skip_dir: str) -> list[str]:
             path = name if rel == "." else os.path.join(rel, name)
             found.append(path.replace(os.sep, "/"))
     return found
-
-
-# --------------------------------------------------------------------------- /files/
-
-
-class HybridFilesHandler(StreamingFilesHandler):
-    """``/files/<path>`` of a :class:`HybridContentsManager`, served by the path's mount:
-    streamed from the bucket (our managers), read from local disk in pieces (jupyter_server's
-    file managers), or through ``get`` (any other manager)."""
-
-    def _mount(self, path: str) -> tuple[Any, str]:
-        try:
-            _, cm, rel = cast(HybridContentsManager, self.contents_manager).mount_of(path)
-        except ContentsError as err:
-            raise to_http_error(err) from None
-        if not rel:
-            raise web.HTTPError(404, "Not a file")
-        return cm, rel
-
-    async def _resolve(self, path: str, cm: Any = None) -> tuple[Any, str, Any]:
-        if cm is None:
-            cm, path = self._mount(path)
-        return await super()._resolve(path, cm)
-
-    @web.authenticated
-    @authorized
-    async def head(self, path: str) -> None:
-        cm, rel = self._mount(path)
-        if isinstance(cm, ObjectStoreContentsManager):
-            await _call(super().head, path)
-            return
-        self.check_xsrf_cookie()
-        await self._send_other(cm, rel, with_body=False)
-
-    @web.authenticated
-    @authorized
-    async def get(self, path: str) -> None:
-        cm, rel = self._mount(path)
-        if isinstance(cm, ObjectStoreContentsManager):
-            await _call(super().get, path)
-            return
-        self.check_xsrf_cookie()
-        await self._send_other(cm, rel, with_body=True)
-
-    async def _send_other(self, cm: Any, rel: str, with_body: bool) -> None:
-        if not cm.allow_hidden and await _call(cm.is_hidden, rel):
-            raise web.HTTPError(404, "Not found")
-        name = rel.rsplit("/", 1)[-1]
-        if self.get_argument("download", None):
-            self.set_attachment_header(name)
-        self.set_header("Content-Type", content_type_for(name))
-        if isinstance(cm, FileManagerMixin):
-            await self._send_local(cm._get_os_path(rel), with_body)
-            return
-        model = await _call(cm.get, rel, type="file", content=with_body)
-        if model.get("last_modified") is not None:
-            self.set_header("Last-Modified", model["last_modified"])
-        if with_body:
-            if model.get("format") == "base64":
-                self.write(base64.b64decode(model["content"]))
-            else:
-                self.write(str(model["content"]).encode("utf-8"))
-
-    async def _send_local(self, os_path: str, with_body: bool) -> None:
-        try:
-            stat = await asyncio.to_thread(os.stat, os_path)
-        except OSError:
-            raise web.HTTPError(404, "Not found") from None
-        if not stat_module.S_ISREG(stat.st_mode):
-            raise web.HTTPError(404, "Not a file")
-        self.set_header("Content-Length", str(stat.st_size))
-        self.set_header("Last-Modified", datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc))
-        if not with_body:
-            return
-        try:
-            with await asyncio.to_thread(open, os_path, "rb") as file:
-                while piece := await asyncio.to_thread(file.read, CHUNK):
-                    self.write(piece)
-                    await self.flush()
-        except StreamClosedError:
-            return  # the client went away

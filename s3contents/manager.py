@@ -5,10 +5,13 @@ on the storage port of :mod:`s3contents.storage`. Provider classes
 (:class:`~s3contents.S3ContentsManager`, :class:`~s3contents.gcs.GCSContentsManager`)
 only declare their settings and build the adapter.
 
-This is the only layer that turns the package's errors into HTTP errors (in
-:func:`_api`), and the only one that runs the pre- and post-save hooks. Each operation is
-written to spend as few storage requests as possible (see ``DESIGN.md``): a listing is one
-LIST, an open one GET, a save one PUT and one HEAD.
+The manager holds the Jupyter API and orchestrates; the rules live below it: names and keys
+in :mod:`~s3contents.paths`, models in :mod:`~s3contents.models`, whole folders and the
+rename protocol in :mod:`~s3contents.folders`, save hooks in :mod:`~s3contents.hooks`,
+uploads in :mod:`~s3contents.uploads`, checkpoints in :mod:`~s3contents.checkpoints`. Each
+public method passes :func:`_api`, where the package's errors become HTTP errors. Each
+operation spends as few storage requests as it can (docs/architecture.md, "Request
+budget"): a listing is one LIST, an open one GET, a save one PUT.
 """
 
 from __future__ import annotations
@@ -17,10 +20,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
-import inspect
-import os
-import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar, cast
 
@@ -30,7 +30,10 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Enum, Float, Int, TraitError, Type, default, observe, validate
 
 from . import models
+from .blocking import blocking_variant, serves_sync_parent
+from .checkpoints import ObjectStoreCheckpoints
 from .collab import RenamedDates, SavedHashes, drop_stale_file_ids, move_file_ids
+from .contents import Download, copy_name, free_names, preferred_dir
 from .errors import (
     AlreadyExists,
     BadRequest,
@@ -38,43 +41,35 @@ from .errors import (
     ContentsError,
     NotEmpty,
     NotFound,
-    to_http_error,
+    http_errors,
 )
-from .folders import LEASE_SECONDS, Folders, new_owner_id
-from .paths import (
-    CHECKPOINT_DIR,
-    RENAME_JOURNAL,
-    KeyMapper,
-    is_hidden_path,
-    join_api,
-    matches_globs,
-    normalize_api_path,
-    split_api,
-)
+from .folders import LEASE_SECONDS, FolderListing, Folders, new_owner_id
+from .hooks import HookFS, hook_setting, run_post_save_hooks, run_pre_save_hooks
+from .paths import KeyMapper, is_hidden_path, join_api, matches_globs, normalize_api_path, split_api
+from .serverhooks import attach
 from .settings import apply_environment, configured_names
 from .storage.base import ObjectInfo, PutMode, Storage
+from .uploads import ChunkedUploads
 
 __all__ = ["ObjectStoreContentsManager"]
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
-_COPY_PAT = re.compile(r"\-Copy\d*\.")
 #: Notebooks larger than this are parsed and serialised in a worker thread.
 _THREAD_THRESHOLD = 256 * 1024
 
 
 def _api(func: F) -> F:
-    """Turn the package's errors into tornado ``HTTPError`` at the API boundary."""
+    """A public method of the contents API: the bucket is checked at the first call, and
+    the package's errors leave as HTTP errors (:func:`s3contents.errors.http_errors`)."""
 
     @functools.wraps(func)
+    @http_errors
     async def wrapper(self: ObjectStoreContentsManager, *args: Any, **kwargs: Any) -> Any:
         self._remember_loop()
-        try:
-            if not self._storage_checked:
-                await self._check_storage()
-            return await func(self, *args, **kwargs)
-        except ContentsError as err:
-            raise to_http_error(err) from None
+        if not self._storage_checked:
+            await self._check_storage()
+        return await func(self, *args, **kwargs)
 
     return cast(F, wrapper)
 
@@ -83,17 +78,6 @@ def _ancestors_and_self(api_path: str) -> list[str]:
     """``"a/b/c"`` -> ``["a", "a/b", "a/b/c"]``."""
     names = api_path.split("/")
     return ["/".join(names[: i + 1]) for i in range(len(names))]
-
-
-def _call_hook(hook: Callable[..., Any], **candidates: Any) -> Any:
-    """Call ``hook`` with those of ``candidates`` it accepts (all of them if it has **kw)."""
-    try:
-        params = inspect.signature(hook).parameters
-    except (TypeError, ValueError):
-        return hook(**candidates)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return hook(**candidates)
-    return hook(**{k: v for k, v in candidates.items() if k in params})
 
 
 class ObjectStoreContentsManager(AsyncContentsManager):
@@ -118,14 +102,10 @@ class ObjectStoreContentsManager(AsyncContentsManager):
 
     @validate("post_save_hook")
     def _validate_post_save_hook(self, proposal: Any) -> Any:
-        value = proposal["value"]
-        if isinstance(value, str):
-            from jupyter_server.utils import import_item
-
-            value = import_item(value)
-        if value is not None and not callable(value):
-            raise TraitError("post_save_hook must be callable")
-        return value
+        try:
+            return hook_setting(proposal["value"])
+        except TypeError:
+            raise TraitError("post_save_hook must be callable") from None
 
     max_concurrency = Int(
         32,
@@ -215,23 +195,11 @@ class ObjectStoreContentsManager(AsyncContentsManager):
 
     @validate("preferred_dir")
     def _validate_preferred_dir(self, proposal: Any) -> str:
-        """Jupyter checks that the folder exists while the configuration is still being
-        loaded, before the storage settings are all known: here it is only normalised (a
-        missing folder shows as a 404 in the file browser)."""
-        try:
-            value = normalize_api_path(str(proposal["value"]))
-        except ContentsError as err:
-            raise TraitError(f"preferred_dir: {err}") from None
-        if self.parent is not None and value:
-            with contextlib.suppress(TraitError, AttributeError):
-                self.parent.preferred_dir = os.path.join(self.root_dir, *value.split("/"))
-        return value
+        return preferred_dir(self, proposal["value"], normalize_api_path)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         # Made by a synchronous contents manager (PyPI's hybridcontents): serve it with
         # blocking calls (see s3contents.blocking). Python still calls __init__ on it.
-        from .blocking import blocking_variant, serves_sync_parent
-
         if serves_sync_parent(kwargs.get("parent")):
             cls = blocking_variant(cls)
         return super().__new__(cls, *args, **kwargs)
@@ -242,18 +210,16 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         self._storage: Storage | None = None
         self._keys: KeyMapper | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._uploads: Any = None
-        self._fs: Any = None
+        self._uploads: ChunkedUploads | None = None
+        self._fs: HookFS | None = None
         self._storage_checked = False
         self._hashes = SavedHashes()
         self._renamed = RenamedDates()
         #: Who this manager is in the claims of folder renames (s3contents.folders).
         self._owner = new_owner_id()
         self._renames_running: set[tuple[str, str]] = set()
-        from .handlers import guard_contents_api
-        from .serverhooks import attach
-
-        guard_contents_api(self.parent)
+        # The server extension ``s3contents`` (sweeps, close at stop, the /api/contents
+        # handler): enabled in the server that runs this manager.
         attach(self)
 
     # -- provider hooks -------------------------------------------------------------------
@@ -311,20 +277,16 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         )
 
     @property
-    def fs(self) -> Any:
-        """Synchronous file access for save hooks (see :class:`s3contents.hookfs.HookFS`)."""
+    def fs(self) -> HookFS:
+        """Synchronous file access for save hooks (see :class:`s3contents.hooks.HookFS`)."""
         if self._fs is None:
-            from .hookfs import HookFS
-
             self._fs = HookFS(self)
         return self._fs
 
     @property
-    def uploads(self) -> Any:
+    def uploads(self) -> ChunkedUploads:
         """Chunked uploads in progress (see :mod:`s3contents.uploads`)."""
         if self._uploads is None:
-            from .uploads import ChunkedUploads
-
             self._uploads = ChunkedUploads(
                 self.storage,
                 part_size=self.upload_part_size,
@@ -354,10 +316,14 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         with contextlib.suppress(RuntimeError):
             self._loop = asyncio.get_running_loop()
 
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop that serves this manager (known from its first API call): the
+        hooks' synchronous ``fs`` hands its operations to it."""
+        return self._loop
+
     @default("checkpoints_class")
     def _default_checkpoints_class(self) -> type:
-        from .checkpoints import ObjectStoreCheckpoints
-
         return ObjectStoreCheckpoints
 
     def info_string(self) -> str:
@@ -368,84 +334,31 @@ class ObjectStoreContentsManager(AsyncContentsManager):
     def _norm(self, api_path: str | None) -> str:
         return normalize_api_path(api_path)
 
-    def _reserved(self, api_path: str) -> bool:
-        """Names the package owns: folder markers and the checkpoint folders."""
-        names = api_path.split("/")
-        return names[-1] in (self.folder_marker, RENAME_JOURNAL) or CHECKPOINT_DIR in names
-
     def _check_readable(self, api_path: str) -> None:
         if api_path and (
-            (not self.allow_hidden and is_hidden_path(api_path))
-            or api_path.split("/")[-1] in (self.folder_marker, RENAME_JOURNAL)
+            (not self.allow_hidden and is_hidden_path(api_path)) or self.keys.is_own_file(api_path)
         ):
             raise NotFound(f"file or directory does not exist: {api_path!r}", path=api_path)
 
     def _check_writable(self, api_path: str, verb: str = "create") -> None:
         if not api_path:
             raise BadRequest(f"Cannot {verb} the root folder", path=api_path)
-        if self._reserved(api_path):
+        if self.keys.is_reserved(api_path):
             raise BadRequest(f"Cannot {verb} {api_path!r}: the name is reserved", path=api_path)
         if not self.allow_hidden and is_hidden_path(api_path):
             raise BadRequest(f"Cannot {verb} file or directory {api_path!r}", path=api_path)
 
     def _listable(self, name: str) -> bool:
-        if name in (self.folder_marker, CHECKPOINT_DIR, RENAME_JOURNAL) or not name:
+        if self.keys.is_own_name(name) or not name:
             return False
         if not self.allow_hidden and name.startswith("."):
             return False
         return not matches_globs(name, list(self.hide_globs))
 
-    @staticmethod
-    def _content_type(api_path: str) -> str:
-        if api_path.endswith(".ipynb"):
-            return models.NOTEBOOK_MIMETYPE
-        return models.guess_mimetype(api_path) or "application/octet-stream"
-
-    @staticmethod
-    def _kind(api_path: str, type_: str | None = None) -> str:
-        if type_ in ("notebook", "file"):
-            return type_
-        return "notebook" if api_path.endswith(".ipynb") else "file"
-
     # -- folders --------------------------------------------------------------------------
-    async def _list_dir(self, api_path: str) -> tuple[list[ObjectInfo], list[str], bool]:
-        """One delimited LIST of a folder: (files, subfolder names, exists)."""
-        prefix = self.keys.dir_prefix(api_path)
-        listing = await self.storage.list(prefix, self.keys.delimiter)
-        files = []
-        exists = bool(listing.prefixes)
-        claim = prefix + RENAME_JOURNAL  # alone, the lock of a rename moving it away
-        for obj in listing.objects:
-            exists = exists or obj.key != claim
-            if obj.key == prefix or obj.key.endswith(self.keys.delimiter):
-                continue  # a zero-byte "folder/" object (AWS console, SeaweedFS)
-            files.append(obj)
-        dirs = [self.keys.child_name(prefix, p) for p in listing.prefixes]
-        return files, [d for d in dirs if d], exists or not api_path
-
-    def _dir_model_from_listing(
-        self, api_path: str, files: list[ObjectInfo], dirs: list[str], content: bool
-    ) -> dict[str, Any]:
-        prefix = self.keys.dir_prefix(api_path)
-        files = [self._renamed.apply(o) for o in files]
-        # A folder has no date of its own in object storage: take its newest direct entry
-        # (its marker included), the store's own time, or the epoch when it has none.
-        newest = max((o.last_modified for o in files), default=models.UNKNOWN_TIME)
-        entries: list[dict[str, Any]] | None = None
-        if content:
-            entries = []
-            for obj in files:
-                name = self.keys.child_name(prefix, obj.key)
-                if not self._listable(name):
-                    continue
-                child = join_api(api_path, name)
-                entries.append(
-                    models.file_model(child, self._kind(child), obj.last_modified, obj.size)
-                )
-            for name in dirs:
-                if self._listable(name):
-                    entries.append(models.directory_model(join_api(api_path, name), None))
-        return models.directory_model(api_path, newest, entries)
+    def _dir_model(self, api_path: str, listing: FolderListing, content: bool) -> dict[str, Any]:
+        files = [(name, self._renamed.apply(o)) for name, o in listing.files]
+        return models.directory_from_listing(api_path, files, listing.dirs, self._listable, content)
 
     async def _dir_exists(self, api_path: str) -> bool:
         if not api_path:
@@ -495,7 +408,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             api_path = self._norm(path)
         except ContentsError:
             return True
-        return is_hidden_path(api_path) or self._reserved(api_path)
+        return is_hidden_path(api_path) or self.keys.is_reserved(api_path)
 
     # -- get ------------------------------------------------------------------------------
     @_api
@@ -523,9 +436,9 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         else:
             # Extension-less names are folders nearly always: one LIST answers for a
             # folder, and only a miss costs the GET or HEAD of a file.
-            files, dirs, exists = await self._list_dir(api_path)
-            if exists:
-                model = self._dir_model_from_listing(api_path, files, dirs, content)
+            listing = await self.folders.listing(api_path)
+            if listing.exists:
+                model = self._dir_model(api_path, listing, content)
             else:
                 model = await self._get_file(api_path, content, type, format, require_hash)
                 if model is None:
@@ -534,14 +447,14 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         return model
 
     async def _get_dir(self, api_path: str, content: bool, type_: str | None) -> dict[str, Any]:
-        files, dirs, exists = await self._list_dir(api_path)
-        if not exists:
+        listing = await self.folders.listing(api_path)
+        if not listing.exists:
             if type_ == "directory" and await self._file_info(api_path) is not None:
                 raise BadRequest(f"{api_path} is not a directory", path=api_path)
             raise NotFound(f"No such file or directory: {api_path}", path=api_path)
         if type_ in ("file", "notebook"):
             raise BadRequest(f"{api_path} is a directory, not a {type_}", path=api_path)
-        return self._dir_model_from_listing(api_path, files, dirs, content)
+        return self._dir_model(api_path, listing, content)
 
     async def _get_file(
         self,
@@ -553,7 +466,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
     ) -> dict[str, Any] | None:
         """File or notebook model, or ``None`` when no object has that key."""
         key = self.keys.key(api_path)
-        kind = self._kind(api_path, type_)
+        kind = models.kind(api_path, type_)
         try:
             if not content and not require_hash:
                 info = self._renamed.apply(await self.storage.head(key))
@@ -598,6 +511,45 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             model.update(hashed)
         return model
 
+    # -- for the web layer and the hybrid manager -----------------------------------------
+    @_api
+    async def download(self, path: str) -> Download:
+        """The file at ``path`` for ``/files/``: one HEAD now, its bytes streamed from the
+        store when read. Hidden files (unless allowed) and the package's own objects are 404."""
+        api_path = self._norm(path)
+        if not api_path:
+            raise NotFound("Not a file")
+        if (not self.allow_hidden and is_hidden_path(api_path)) or self.keys.is_reserved(api_path):
+            raise NotFound("Not found", path=api_path)
+        info = self._renamed.apply(await self.storage.head(self.keys.key(api_path)))
+        storage = self.storage
+
+        def read(piece_size: int) -> AsyncIterator[bytes]:
+            return storage.stream(info.key, piece_size)
+
+        return Download(split_api(api_path)[1], info.size, info.last_modified, info.etag, read)
+
+    @_api
+    async def stored_files(self, path: str) -> list[str]:
+        """Every file stored under the folder ``path``, recursively, hidden or not (paths
+        inside it), from the store itself rather than listings: the package's own objects
+        and checkpoints excepted. The hybrid manager checks with it that a move between
+        mounts leaves nothing behind."""
+        api_path = self._norm(path)
+        found = []
+        for obj in await self.folders.tree(api_path):
+            full = self.keys.api_path(obj.key)
+            if not obj.key.endswith(self.keys.delimiter) and not self.keys.is_reserved(full):
+                found.append(full[len(api_path) + 1 :] if api_path else full)
+        return found
+
+    async def abort_upload(self, path: str, reason: str) -> bool:
+        """Abort the chunked upload in progress to ``path``, if any (its object never
+        appears); returns whether there was one."""
+        if self._uploads is None:
+            return False
+        return bool(await http_errors(self._uploads.abort)(self.keys.key(self._norm(path)), reason))
+
     # -- save -----------------------------------------------------------------------------
     @_api
     async def save(self, model: dict[str, Any], path: str = "") -> dict[str, Any]:
@@ -626,7 +578,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         if chunk is not None:
             return await self._save_chunk(model, api_path, chunk)
 
-        await self._run_pre_save_hooks(model, api_path)
+        await run_pre_save_hooks(self, model, api_path)
         type_ = model.get("type")
         if type_ is None:
             raise BadRequest("No file type provided", path=api_path)
@@ -673,7 +625,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
 
         if validation_message:
             saved["message"] = validation_message
-        await self._run_post_save_hooks(saved, api_path)
+        await run_post_save_hooks(self, saved, api_path)
         self.emit(data={"action": "save", "path": api_path})
         return saved
 
@@ -727,7 +679,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         if "content" not in model:
             raise BadRequest("No file content provided", path=api_path)
         if chunk == 1:
-            await self._run_pre_save_hooks(model, api_path)
+            await run_pre_save_hooks(self, model, api_path)
             await self._check_parent(api_path)
         key = self.keys.key(api_path)
         try:
@@ -745,39 +697,9 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         info = result.info
         saved = models.file_model(api_path, "file", info.last_modified, info.size)
         if result.wrote:  # not for a last chunk sent again and answered without a write
-            await self._run_post_save_hooks(saved, api_path)
+            await run_post_save_hooks(self, saved, api_path)
             self.emit(data={"action": "save", "path": api_path})
         return saved
-
-    # -- hooks ----------------------------------------------------------------------------
-    async def _run_pre_save_hooks(self, model: dict[str, Any], api_path: str) -> None:
-        if self.pre_save_hook is None and not self._pre_save_hooks:
-            return
-        # Hooks are user code that may block: run them in a worker thread. They may use
-        # ``contents_manager.fs``, which hops back onto this loop.
-        await asyncio.to_thread(self.run_pre_save_hooks, model=model, path=api_path)
-
-    async def _run_post_save_hooks(self, model: dict[str, Any], api_path: str) -> None:
-        hooks = [self.post_save_hook] if self.post_save_hook is not None else []
-        hooks += list(self._post_save_hooks)
-        for hook in hooks:
-            self.log.debug("Running post-save hook on %s", api_path)
-            try:
-                await asyncio.to_thread(
-                    _call_hook,
-                    hook,
-                    model=model,
-                    s3_path=api_path,
-                    os_path=api_path,
-                    contents_manager=self,
-                )
-            except HTTPError:
-                raise
-            except Exception as err:
-                self.log.error("Post-save hook failed on %s", api_path, exc_info=True)
-                raise HTTPError(
-                    500, f"Unexpected error while running post hook save: {err}"
-                ) from None
 
     # -- new / copy -----------------------------------------------------------------------
     @_api
@@ -802,24 +724,6 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 model["type"] = "file"
                 model["format"] = "text"
 
-    async def _taken_names(self, dir_path: str) -> set[str]:
-        files, dirs, exists = await self._list_dir(dir_path)
-        if not exists:
-            raise NotFound(f"No such directory: {dir_path}", path=dir_path)
-        prefix = self.keys.dir_prefix(dir_path)
-        return {self.keys.child_name(prefix, o.key) for o in files} | set(dirs)
-
-    @staticmethod
-    def _candidates(filename: str, insert: str) -> Iterable[str]:
-        basename, dot, ext = filename.rpartition(".")
-        if ext != "ipynb":
-            basename, dot, ext = filename.partition(".")
-        suffix = dot + ext
-        i = 0
-        while True:
-            yield f"{basename}{insert}{i}{suffix}" if i else f"{basename}{suffix}"
-            i += 1
-
     async def _create_unique(
         self,
         dir_path: str,
@@ -832,9 +736,12 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         One LIST finds the free name; the create-only write makes the choice safe against
         a racing client, and a lost race moves on to the next name.
         """
-        taken = await self._taken_names(dir_path)
+        listing = await self.folders.listing(dir_path)
+        if not listing.exists:
+            raise NotFound(f"No such directory: {dir_path}", path=dir_path)
+        taken = listing.names
         attempts = 0
-        for name in self._candidates(filename, insert):
+        for name in free_names(filename, insert):
             if name in taken:
                 continue
             try:
@@ -897,7 +804,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
 
         target_dir = dst if dst is not None else from_dir
         if dst is None or await self._dir_exists(target_dir):
-            name = _COPY_PAT.sub(".", from_name)
+            name = copy_name(from_name)
 
             async def create(api_path: str) -> dict[str, Any]:
                 return await self._copy_to(src, api_path, info)
@@ -909,7 +816,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             for parent in _ancestors_and_self(dst):
                 if await self._file_info(parent) is not None:
                     raise BadRequest(f"{parent} is a file, not a folder", path=dst)
-            model = await self._copy_to(src, join_api(dst, _COPY_PAT.sub(".", from_name)), info)
+            model = await self._copy_to(src, join_api(dst, copy_name(from_name)), info)
         else:
             to_dir, _ = split_api(dst)
             if to_dir and not await self._dir_exists(to_dir):
@@ -935,9 +842,9 @@ class ObjectStoreContentsManager(AsyncContentsManager):
                 dst_key,
                 mode=PutMode.CREATE,
                 mtime=now,
-                content_type=self._content_type(dst),
+                content_type=models.content_type(dst),
             )
-            return models.file_model(dst, self._kind(dst), now, src_info.size)
+            return models.file_model(dst, models.kind(dst), now, src_info.size)
         if dst == src or dst.startswith(src + "/"):
             raise BadRequest(f"Cannot copy {src} into itself", path=dst)
         if await self._file_info(dst) is not None or await self._dir_exists(dst):
@@ -1027,11 +934,8 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         await folders.refuse_if_claimed(api_path, objects)
         if not self.delete_to_trash and not self.always_delete_dir:
             prefix = self.keys.dir_prefix(api_path)
-            for o in objects:
-                rel = o.key[len(prefix) :]
-                first = rel.split(self.keys.delimiter, 1)[0]
-                if rel and first not in (self.folder_marker, CHECKPOINT_DIR, RENAME_JOURNAL):
-                    raise NotEmpty(f"Directory {api_path} not empty", path=api_path)
+            if self.keys.holds_user_files(prefix, [o.key for o in objects]):
+                raise NotEmpty(f"Directory {api_path} not empty", path=api_path)
         await folders.delete_tree(api_path, objects)
         return True
 
@@ -1111,7 +1015,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         allowed) and the package's own names have none, as they have no contents (404)."""
         api_path = self._norm(path)
         self._check_readable(api_path)
-        if self._reserved(api_path):
+        if self.keys.is_reserved(api_path):
             raise NotFound(f"file does not exist: {api_path!r}", path=api_path)
         return api_path
 
@@ -1120,10 +1024,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         that died: silent for longer than ``upload_timeout``); returns how many. A Jupyter
         server does it at start and every ``upload_timeout`` seconds (see
         :mod:`s3contents.serverext`)."""
-        try:
-            return int(await self.uploads.sweep(self.keys.root))
-        except ContentsError as err:
-            raise to_http_error(err) from None
+        return int(await http_errors(self.uploads.sweep)(self.keys.root))
 
     def start_sweeping_uploads(self) -> None:
         """Sweep now and every ``upload_timeout`` seconds in the running event loop, until

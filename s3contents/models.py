@@ -12,22 +12,30 @@ import hashlib
 import mimetypes
 from base64 import b64decode, encodebytes
 from binascii import Error as BinasciiError
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 
 from .errors import BadRequest
+from .paths import join_api
+
+if TYPE_CHECKING:
+    from .storage.base import ObjectInfo
 
 __all__ = [
     "NOTEBOOK_MIMETYPE",
     "UNKNOWN_TIME",
+    "content_type",
     "decode_content",
+    "directory_from_listing",
     "directory_model",
     "encode_notebook",
     "file_model",
     "guess_mimetype",
     "hash_fields",
+    "kind",
     "parse_notebook",
 ]
 
@@ -74,6 +82,45 @@ def directory_model(
 def guess_mimetype(name: str) -> str | None:
     """MIME type from the file name, as jupyter_server guesses it."""
     return mimetypes.guess_type(name)[0]
+
+
+def kind(api_path: str, type_: str | None = None) -> str:
+    """``notebook`` or ``file``: the type asked for, else by the name, as Jupyter does."""
+    if type_ in ("notebook", "file"):
+        return type_
+    return "notebook" if api_path.endswith(".ipynb") else "file"
+
+
+def content_type(api_path: str) -> str:
+    """The Content-Type an object is stored with."""
+    if api_path.endswith(".ipynb"):
+        return NOTEBOOK_MIMETYPE
+    return guess_mimetype(api_path) or "application/octet-stream"
+
+
+def directory_from_listing(
+    api_path: str,
+    files: Iterable[tuple[str, ObjectInfo]],
+    dirs: Iterable[str],
+    listable: Callable[[str], bool],
+    content: bool,
+) -> dict[str, Any]:
+    """The model of the folder ``api_path`` from one listing of it: its direct ``files``
+    as (name, object) and the names of its subfolders; entries whose name ``listable``
+    refuses are left out (the package's own objects, hidden files)."""
+    files = list(files)
+    # A folder has no date of its own in object storage: take its newest direct entry
+    # (its marker included), the store's own time, or the epoch when it has none.
+    newest = max((o.last_modified for _, o in files), default=UNKNOWN_TIME)
+    entries: list[dict[str, Any]] | None = None
+    if content:
+        entries = [
+            file_model(join_api(api_path, name), kind(name), o.last_modified, o.size)
+            for name, o in files
+            if listable(name)
+        ]
+        entries += [directory_model(join_api(api_path, d), None) for d in dirs if listable(d)]
+    return directory_model(api_path, newest, entries)
 
 
 def file_model(

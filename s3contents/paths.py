@@ -159,6 +159,10 @@ class KeyMapper:
         """Key of the folder marker of the folder at ``api_path``."""
         return self.dir_prefix(api_path) + self.marker
 
+    def claim_key(self, api_path: str) -> str:
+        """Key of the rename claim (:data:`RENAME_JOURNAL`) of the folder at ``api_path``."""
+        return self.dir_prefix(api_path) + RENAME_JOURNAL
+
     def checkpoint_key(self, api_path: str, checkpoint_id: str) -> str:
         """Key of checkpoint ``checkpoint_id`` of the file at ``api_path``.
 
@@ -190,3 +194,33 @@ class KeyMapper:
     def child_name(self, folder_prefix: str, key_or_prefix: str) -> str:
         """Name of a direct child, from a key or a common prefix listed under a folder."""
         return key_or_prefix[len(folder_prefix) :].rstrip(self.delimiter)
+
+    def rebase(self, key: str, old_prefix: str, new_prefix: str) -> str:
+        """``key`` (under ``old_prefix``) moved under ``new_prefix``: a folder's copy."""
+        if not key.startswith(old_prefix):
+            raise ValueError(f"key {key!r} is not under {old_prefix!r}")
+        return new_prefix + key[len(old_prefix) :]
+
+    # -- names the package owns -----------------------------------------------------------
+    def is_own_name(self, name: str) -> bool:
+        """A folder entry the package writes for itself, never shown or served: the folder
+        marker, the checkpoint folder and a rename claim."""
+        return name in (self.marker, CHECKPOINT_DIR, RENAME_JOURNAL)
+
+    def is_own_file(self, api_path: str) -> bool:
+        """The API path names one of the package's own objects (a marker or a claim)."""
+        return api_path.rsplit("/", 1)[-1] in (self.marker, RENAME_JOURNAL)
+
+    def is_reserved(self, api_path: str) -> bool:
+        """Paths no client may read or write: the package's own objects and everything in a
+        checkpoint folder (checkpoints are reached through the checkpoints API only)."""
+        return self.is_own_file(api_path) or CHECKPOINT_DIR in api_path.split("/")
+
+    def holds_user_files(self, folder_prefix: str, keys: list[str]) -> bool:
+        """Whether any of ``keys`` (listed under ``folder_prefix``, recursively) is a file of
+        the user's rather than the package's own (marker, checkpoints, claim)."""
+        for key in keys:
+            rel = key[len(folder_prefix) :]
+            if rel and not self.is_own_name(rel.split(self.delimiter, 1)[0]):
+                return True
+        return False

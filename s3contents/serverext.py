@@ -2,7 +2,9 @@
 
 Enabled by our contents managers themselves (:func:`s3contents.serverhooks.attach`), so
 nothing needs configuring; ``ServerApp.jpserver_extensions = {"s3contents": False}`` turns it
-off. It adds no route and no setting: it only runs
+off. It adds no setting. Its routes are jupyter_server's contents routes with the hardened
+``/api/contents`` handler (:data:`s3contents.handlers.contents_handlers`), ahead of the
+server's own. It runs
 
 * at start, once the event loop runs: a sweep of orphaned uploads under each manager's
   prefix, then one every ``upload_timeout`` seconds
@@ -20,6 +22,7 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 
+from .handlers import contents_handlers
 from .serverhooks import EXTENSION, close_all, managers_of, stop_on_sigint
 
 __all__ = ["S3ContentsExtension"]
@@ -31,6 +34,11 @@ class S3ContentsExtension(ExtensionApp):
     name = EXTENSION
     description = "Sweeps orphaned uploads at start and aborts uploads in progress at stop"
     load_other_extensions = True
+
+    def initialize_handlers(self) -> None:
+        # Routes added by an extension come before the server's own (tornado tries the
+        # rules added last first), so these serve /api/contents.
+        self.handlers.extend(contents_handlers)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         for manager in managers_of(serverapp):

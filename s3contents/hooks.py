@@ -1,4 +1,10 @@
-"""Synchronous file access for save hooks: ``contents_manager.fs``.
+"""Save hooks: running them off the event loop, and the file access they are given.
+
+Layer: beside the manager, below it (it is passed in; nothing here imports it).
+
+Pre- and post-save hooks are user code that may block (nbconvert, a git commit), so they run
+in a worker thread. A post-save hook is called with those of ``model``, ``s3_path`` (the old
+package's name), ``os_path`` (Jupyter's) and ``contents_manager`` that it accepts.
 
 The old package let a ``post_save_hook`` read and write through
 ``contents_manager.fs.read(path, format=...)`` and ``contents_manager.fs.write(...)``.
@@ -12,19 +18,72 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from tornado.web import HTTPError
 
 from .errors import NotFound
 from .models import decode_content, encode_content
 from .paths import normalize_api_path
 
-if TYPE_CHECKING:
-    from .manager import ObjectStoreContentsManager
-
-__all__ = ["HookFS"]
+__all__ = ["HookFS", "call_hook", "hook_setting", "run_post_save_hooks", "run_pre_save_hooks"]
 
 T = TypeVar("T")
+
+
+def hook_setting(value: Any) -> Callable[..., Any] | None:
+    """A hook setting's value: a callable, an import string naming one, or None."""
+    if isinstance(value, str):
+        from jupyter_server.utils import import_item
+
+        value = import_item(value)
+    if value is not None and not callable(value):
+        raise TypeError("a save hook must be callable")
+    return value
+
+
+def call_hook(hook: Callable[..., Any], **candidates: Any) -> Any:
+    """Call ``hook`` with those of ``candidates`` it accepts (all of them if it has **kw)."""
+    try:
+        params = inspect.signature(hook).parameters
+    except (TypeError, ValueError):
+        return hook(**candidates)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return hook(**candidates)
+    return hook(**{k: v for k, v in candidates.items() if k in params})
+
+
+async def run_pre_save_hooks(manager: Any, model: dict[str, Any], api_path: str) -> None:
+    """jupyter_server's ``run_pre_save_hooks`` of ``manager``, in a worker thread. Hooks may
+    use ``contents_manager.fs``, which hops back onto the event loop."""
+    if manager.pre_save_hook is None and not manager._pre_save_hooks:
+        return
+    await asyncio.to_thread(manager.run_pre_save_hooks, model=model, path=api_path)
+
+
+async def run_post_save_hooks(manager: Any, model: dict[str, Any], api_path: str) -> None:
+    """The ``post_save_hook`` setting, then the hooks registered on ``manager``, each in a
+    worker thread. A hook that raises makes the request 500 after the save, as in Jupyter."""
+    hooks = [manager.post_save_hook] if manager.post_save_hook is not None else []
+    hooks += list(manager._post_save_hooks)
+    for hook in hooks:
+        manager.log.debug("Running post-save hook on %s", api_path)
+        try:
+            await asyncio.to_thread(
+                call_hook,
+                hook,
+                model=model,
+                s3_path=api_path,
+                os_path=api_path,
+                contents_manager=manager,
+            )
+        except HTTPError:
+            raise
+        except Exception as err:
+            manager.log.error("Post-save hook failed on %s", api_path, exc_info=True)
+            raise HTTPError(500, f"Unexpected error while running post hook save: {err}") from err
 
 
 class HookFS:
@@ -34,13 +93,13 @@ class HookFS:
     understood too.
     """
 
-    def __init__(self, manager: ObjectStoreContentsManager, timeout: float = 300.0) -> None:
+    def __init__(self, manager: Any, timeout: float = 300.0) -> None:
         self.manager = manager
         self.timeout = timeout
 
     # -- plumbing -------------------------------------------------------------------------
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        loop = self.manager._loop
+        loop = self.manager.event_loop
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
