@@ -12,16 +12,23 @@ import contextlib
 import inspect
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from traitlets import TraitError
 
-from .errors import ContentsError
+from .errors import AlreadyExists, ContentsError
 
-__all__ = ["Download", "call", "copy_name", "free_names", "preferred_dir"]
+__all__ = [
+    "Download",
+    "call",
+    "copy_name",
+    "create_unique",
+    "free_names",
+    "preferred_dir",
+]
 
 #: ``-Copy`` or ``-Copy3`` before a dot: taken off a name before a copy gets its own number.
 _COPY_SUFFIX = re.compile(r"\-Copy\d*\.")
@@ -45,6 +52,33 @@ def free_names(filename: str, insert: str) -> Iterator[str]:
     while True:
         yield f"{basename}{insert}{i}{suffix}"
         i += 1
+
+
+async def create_unique(
+    taken: set[str],
+    filename: str,
+    insert: str,
+    create: Callable[[str], Awaitable[dict[str, Any]]],
+    dir_path: str = "",
+) -> dict[str, Any]:
+    """``create`` the first of :func:`free_names` in ``dir_path`` not in ``taken``.
+
+    ``create`` writes create-only and raises :class:`~s3contents.errors.AlreadyExists`
+    when another client took the name since ``taken`` was listed: the next name is tried,
+    up to 100 times.
+    """
+    attempts = 0
+    for name in free_names(filename, insert):
+        if name in taken:
+            continue
+        try:
+            return await create(f"{dir_path}/{name}" if dir_path else name)
+        except AlreadyExists:
+            taken.add(name)
+            attempts += 1
+            if attempts > 100:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def preferred_dir(manager: Any, value: Any, normalize: Callable[[str], str]) -> str:

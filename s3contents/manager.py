@@ -17,39 +17,29 @@ budget"): a listing is one LIST, an open one GET, a save one PUT.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar, cast
 
-from jupyter_server.services.contents.manager import AsyncContentsManager
 from tornado.web import HTTPError
-from traitlets import Any as AnyTrait
-from traitlets import Bool, Enum, Float, Int, TraitError, Type, default, observe, validate
 
 from . import models
-from .blocking import blocking_variant, serves_sync_parent
-from .checkpoints import ObjectStoreCheckpoints
-from .collab import RenamedDates, SavedHashes, drop_stale_file_ids, move_file_ids
-from .contents import Download, copy_name, free_names, preferred_dir
+from .collab import drop_stale_file_ids, move_file_ids
+from .contents import Download, copy_name, create_unique
 from .errors import (
     AlreadyExists,
     BadRequest,
-    Conflict,
     ContentsError,
-    NotEmpty,
     NotFound,
     http_errors,
 )
-from .folders import LEASE_SECONDS, FolderListing, Folders, new_owner_id
-from .hooks import HookFS, hook_setting, run_post_save_hooks, run_pre_save_hooks
-from .paths import KeyMapper, is_hidden_path, join_api, matches_globs, normalize_api_path, split_api
-from .serverhooks import attach
-from .settings import apply_environment, configured_names
-from .storage.base import ObjectInfo, PutMode, Storage
-from .uploads import ChunkedUploads
+from .folders import FolderListing
+from .hooks import run_post_save_hooks, run_pre_save_hooks
+from .parts import ManagerParts
+from .paths import is_hidden_path, join_api, matches_globs, normalize_api_path, split_api
+from .storage.base import ObjectInfo, PutMode
+from .uploads import check_chunk
 
 __all__ = ["ObjectStoreContentsManager"]
 
@@ -80,255 +70,8 @@ def _ancestors_and_self(api_path: str) -> list[str]:
     return ["/".join(names[: i + 1]) for i in range(len(names))]
 
 
-class ObjectStoreContentsManager(AsyncContentsManager):
+class ObjectStoreContentsManager(ManagerParts):
     """Jupyter contents (notebooks, files, folders, checkpoints) in an object store."""
-
-    post_save_hook = AnyTrait(
-        None,
-        config=True,
-        allow_none=True,
-        help="""Python callable or importstring naming one, called after each save.
-
-        Called as ``hook(model=model, s3_path=s3_path, contents_manager=self)``, where
-        ``s3_path`` is the API path of the file just written (without bucket or prefix)
-        and ``model`` the saved model without content. It runs in a worker thread, so it
-        may block (nbconvert, for instance) without stalling the server, and may use the
-        synchronous ``contents_manager.fs.read(path, format=...)`` and
-        ``contents_manager.fs.write(path=..., content=..., format=...)``. A hook that
-        raises makes the request answer 500 after the file was saved, as in Jupyter.
-        Default: None.
-        """,
-    )
-
-    @validate("post_save_hook")
-    def _validate_post_save_hook(self, proposal: Any) -> Any:
-        try:
-            return hook_setting(proposal["value"])
-        except TypeError:
-            raise TraitError("post_save_hook must be callable") from None
-
-    max_concurrency = Int(
-        32,
-        config=True,
-        help="""Storage requests one folder rename, copy or delete runs at once.
-        Default: 32. Environment variable: S3CONTENTS_MAX_CONCURRENCY.""",
-    ).tag(env="S3CONTENTS_MAX_CONCURRENCY")
-
-    upload_part_size = Int(
-        8 * 1024 * 1024,
-        config=True,
-        help="""Bytes buffered per chunked upload before they are sent as one multipart
-        part; bounds the memory each upload holds. At least 5 MiB. Default: 8 MiB.
-        Environment variable: S3CONTENTS_UPLOAD_PART_SIZE.""",
-    ).tag(env="S3CONTENTS_UPLOAD_PART_SIZE")
-
-    request_timeout = Float(
-        60.0,
-        config=True,
-        help="""Seconds one storage request may take, retries included, before the
-        operation fails with 503 (storage unavailable) instead of keeping the client
-        waiting. 0 means no limit beyond the SDK's own connect and read timeouts. Default:
-        60. Environment variable: S3CONTENTS_REQUEST_TIMEOUT.""",
-    ).tag(env="S3CONTENTS_REQUEST_TIMEOUT")
-
-    rename_lease = Float(
-        LEASE_SECONDS,
-        config=True,
-        help="""Seconds a folder rename's claim on its two folders stays valid unless its
-        server renews it (every third of it, while the rename runs). Another server may
-        resume a rename whose claim ran out, so after a server was killed mid-rename, the
-        rename can be completed after this long. Default: 30. Environment variable:
-        S3CONTENTS_RENAME_LEASE.""",
-    ).tag(env="S3CONTENTS_RENAME_LEASE")
-
-    upload_timeout = Float(
-        600.0,
-        config=True,
-        help="""Seconds after which a chunked upload that stopped receiving chunks is
-        aborted and its parts freed in the bucket. Uploads under the prefix left behind by a
-        process that died (begun, and given their last part, longer ago than this) are
-        aborted when a Jupyter server starts and every this many seconds. Default: 600.
-        Environment variable: S3CONTENTS_UPLOAD_TIMEOUT.""",
-    ).tag(env="S3CONTENTS_UPLOAD_TIMEOUT")
-
-    delete_to_trash = Bool(
-        True,
-        config=True,
-        help="""Object storage has no trash: when True (Jupyter's default) deleting a
-        folder deletes it with everything in it, as sending it to the trash would remove
-        it from view. When False, a folder that is not empty is refused (400) unless
-        ``always_delete_dir`` is set, as in Jupyter's local manager. Default: True.""",
-    )
-
-    always_delete_dir = Bool(
-        False,
-        config=True,
-        help="""Delete folders that are not empty even when ``delete_to_trash`` is False.
-        Default: False.""",
-    )
-
-    hash_algorithm = Enum(
-        sorted(hashlib.algorithms_available),
-        default_value="sha256",
-        config=True,
-        help="""Hash algorithm of the ``hash`` field of models asked for with
-        ``require_hash``, as in Jupyter's local manager. Default: 'sha256'.""",
-    )
-
-    files_handler_class = Type(  # type: ignore[assignment]
-        default_value="s3contents.handlers.StreamingFilesHandler",
-        klass="tornado.web.RequestHandler",
-        allow_none=True,
-        config=True,
-        help="""Handler of /files/ downloads: streams the object from the bucket in
-        pieces, with the right content type, never through local disk.""",
-    )
-
-    #: Name of the folder marker object.
-    folder_marker = ".s3keep"
-
-    @default("root_dir")
-    def _default_root_dir(self) -> str:
-        # Nothing is read from this folder; it mirrors the server's own root_dir because
-        # frontends (Notebook 7's tree) take the server's preferred_dir relative to it.
-        return str(getattr(self.parent, "root_dir", "") or "/")
-
-    @validate("preferred_dir")
-    def _validate_preferred_dir(self, proposal: Any) -> str:
-        return preferred_dir(self, proposal["value"], normalize_api_path)
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        # Made by a synchronous contents manager (PyPI's hybridcontents): serve it with
-        # blocking calls (see s3contents.blocking). Python still calls __init__ on it.
-        if serves_sync_parent(kwargs.get("parent")):
-            cls = blocking_variant(cls)
-        return super().__new__(cls, *args, **kwargs)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        apply_environment(self, configured_names(self, kwargs))
-        self._storage: Storage | None = None
-        self._keys: KeyMapper | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._uploads: ChunkedUploads | None = None
-        self._fs: HookFS | None = None
-        self._storage_checked = False
-        self._hashes = SavedHashes()
-        self._renamed = RenamedDates()
-        #: Who this manager is in the claims of folder renames (s3contents.folders).
-        self._owner = new_owner_id()
-        self._renames_running: set[tuple[str, str]] = set()
-        # The server extension ``s3contents`` (sweeps, close at stop, the /api/contents
-        # handler): enabled in the server that runs this manager.
-        attach(self)
-
-    # -- provider hooks -------------------------------------------------------------------
-    def _build_storage(self) -> Storage:
-        """Build the provider's storage adapter (overridden by provider classes)."""
-        raise NotImplementedError
-
-    def _key_prefix(self) -> str:
-        return ""
-
-    def _key_delimiter(self) -> str:
-        return "/"
-
-    # -- wiring ---------------------------------------------------------------------------
-    @property
-    def storage(self) -> Storage:
-        """The storage adapter (built on first use)."""
-        if self._storage is None:
-            self.storage = self._build_storage()
-        assert self._storage is not None
-        return self._storage
-
-    @storage.setter
-    def storage(self, value: Storage) -> None:
-        value.request_timeout = self.request_timeout or None
-        self._storage = value
-
-    @observe("request_timeout")
-    def _request_timeout_changed(self, change: Any) -> None:
-        storage = getattr(self, "_storage", None)  # None until __init__ has run
-        if storage is not None:
-            storage.request_timeout = change["new"] or None
-
-    @property
-    def keys(self) -> KeyMapper:
-        """Maps API paths to object keys."""
-        if self._keys is None:
-            self._keys = KeyMapper(
-                prefix=self._key_prefix(),
-                delimiter=self._key_delimiter(),
-                marker=self.folder_marker,
-            )
-        return self._keys
-
-    @property
-    def folders(self) -> Folders:
-        """Whole-folder copy, delete and rename on this manager's storage and keys."""
-        return Folders(
-            self.storage,
-            self.keys,
-            owner=self._owner,
-            concurrency=self.max_concurrency,
-            lease_seconds=self.rename_lease,
-            running=self._renames_running,
-        )
-
-    @property
-    def fs(self) -> HookFS:
-        """Synchronous file access for save hooks (see :class:`s3contents.hooks.HookFS`)."""
-        if self._fs is None:
-            self._fs = HookFS(self)
-        return self._fs
-
-    @property
-    def uploads(self) -> ChunkedUploads:
-        """Chunked uploads in progress (see :mod:`s3contents.uploads`)."""
-        if self._uploads is None:
-            self._uploads = ChunkedUploads(
-                self.storage,
-                part_size=self.upload_part_size,
-                timeout=self.upload_timeout,
-                logger=self.log,
-            )
-        return self._uploads
-
-    async def _check_storage(self) -> None:
-        """Check the bucket once, on the first request (1 request per server process).
-
-        A missing bucket answers 503 with its name, logged once, and is checked again on
-        the next request, so creating the bucket fixes the server without a restart.
-        """
-        try:
-            await self.storage.check()
-        except ContentsError as err:
-            if not self._storage_error_logged:
-                self.log.error("Object storage not ready: %s", err)
-                self._storage_error_logged = True
-            raise
-        self._storage_checked = True
-
-    _storage_error_logged = False
-
-    def _remember_loop(self) -> None:
-        with contextlib.suppress(RuntimeError):
-            self._loop = asyncio.get_running_loop()
-
-    @property
-    def event_loop(self) -> asyncio.AbstractEventLoop | None:
-        """The event loop that serves this manager (known from its first API call): the
-        hooks' synchronous ``fs`` hands its operations to it."""
-        return self._loop
-
-    @default("checkpoints_class")
-    def _default_checkpoints_class(self) -> type:
-        return ObjectStoreCheckpoints
-
-    def info_string(self) -> str:
-        prefix = self.keys.prefix
-        return f"Serving contents from {self.storage.url}" + (f"/{prefix}" if prefix else "")
 
     # -- rules ----------------------------------------------------------------------------
     def _norm(self, api_path: str | None) -> str:
@@ -360,39 +103,24 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         files = [(name, self._renamed.apply(o)) for name, o in listing.files]
         return models.directory_from_listing(api_path, files, listing.dirs, self._listable, content)
 
-    async def _dir_exists(self, api_path: str) -> bool:
-        if not api_path:
-            return True
-        # A folder holding nothing but the lock of its own rename is gone for new files:
-        # a save racing the rename is refused (404) instead of landing under the old name.
-        return await self.folders.exists(api_path)
-
-    async def _file_info(self, api_path: str) -> ObjectInfo | None:
-        if not api_path:
-            return None
-        try:
-            return await self.storage.head(self.keys.key(api_path))
-        except NotFound:
-            return None
-
     # -- existence ------------------------------------------------------------------------
     @_api
     async def dir_exists(self, path: str) -> bool:
         api_path = self._norm(path)
-        return await self._dir_exists(api_path)
+        return await self.tree.is_dir(api_path)
 
     @_api
     async def file_exists(self, path: str = "") -> bool:
         api_path = self._norm(path)
         if self._uploads is None or not api_path:
-            return await self._file_info(api_path) is not None
+            return await self.tree.info(api_path) is not None
         # jupyter_server's PUT handler asks before each chunk of an upload: the upload
         # changes nothing at the key until it completes, so its session remembers the answer.
         key = self.keys.key(api_path)
         known = self._uploads.object_exists(key)
         if known is not None:
             return bool(known)
-        exists = await self._file_info(api_path) is not None
+        exists = await self.tree.info(api_path) is not None
         self._uploads.note_object_exists(key, exists)
         return exists
 
@@ -401,7 +129,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         api_path = self._norm(path)
         if not api_path:
             return True
-        return await self._file_info(api_path) is not None or await self._dir_exists(api_path)
+        return await self.tree.info(api_path) is not None or await self.tree.is_dir(api_path)
 
     async def is_hidden(self, path: str) -> bool:
         try:
@@ -449,7 +177,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
     async def _get_dir(self, api_path: str, content: bool, type_: str | None) -> dict[str, Any]:
         listing = await self.folders.listing(api_path)
         if not listing.exists:
-            if type_ == "directory" and await self._file_info(api_path) is not None:
+            if type_ == "directory" and await self.tree.info(api_path) is not None:
                 raise BadRequest(f"{api_path} is not a directory", path=api_path)
             raise NotFound(f"No such file or directory: {api_path}", path=api_path)
         if type_ in ("file", "notebook"):
@@ -535,13 +263,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         inside it), from the store itself rather than listings: the package's own objects
         and checkpoints excepted. The hybrid manager checks with it that a move between
         mounts leaves nothing behind."""
-        api_path = self._norm(path)
-        found = []
-        for obj in await self.folders.tree(api_path):
-            full = self.keys.api_path(obj.key)
-            if not obj.key.endswith(self.keys.delimiter) and not self.keys.is_reserved(full):
-                found.append(full[len(api_path) + 1 :] if api_path else full)
-        return found
+        return await self.tree.stored_files(self._norm(path))
 
     async def abort_upload(self, path: str, reason: str) -> bool:
         """Abort the chunked upload in progress to ``path``, if any (its object never
@@ -588,11 +310,11 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         if creating:
             # Creating needs an existing parent, as on a file system. Overwriting an
             # existing file (a save) skips the check: it costs a LIST per save.
-            await self._check_parent(api_path)
+            await self.tree.check_parent(api_path)
 
         validation_message = None
         if type_ == "directory":
-            await self._make_dir(api_path)
+            await self.tree.make_dir(api_path)
             saved = await self._get_dir(api_path, False, "directory")
         elif type_ in ("notebook", "file"):
             key = self.keys.key(api_path)
@@ -605,7 +327,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             else:
                 data = models.encode_content(model["content"], model.get("format"), api_path)
                 content_type = models.guess_mimetype(api_path) or "application/octet-stream"
-            if creating and await self._dir_exists_cheap(api_path):
+            if creating and await self.tree.folder_in_the_way(api_path):
                 raise AlreadyExists(f"A folder named {api_path} exists", path=api_path)
             # The write time goes with the object (see storage.base.MTIME_KEY): the model
             # needs no HEAD, and every server reports this time, to the microsecond.
@@ -638,59 +360,18 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             hashed = models.hash_fields(data, self.hash_algorithm)
         self._hashes.remember(key, etag, hashed)
 
-    async def _dir_exists_cheap(self, api_path: str) -> bool:
-        """Is there a folder where a file is about to be written?
-
-        Only asked for extension-less names, where a folder is plausible: saving a file
-        over a folder name would make one name both a file and a folder.
-        """
-        if "." in api_path.rsplit("/", 1)[-1]:
-            return False
-        return await self._dir_exists(api_path)
-
-    async def _check_parent(self, api_path: str) -> None:
-        """The parent folder must exist, as on a file system (free for the root, else
-        one LIST of at most one key): object storage would otherwise create it silently."""
-        parent, _ = split_api(api_path)
-        if parent and not await self._dir_exists(parent):
-            raise NotFound(f"No such directory: {parent}", path=parent)
-
     async def _encode_notebook(self, nb: Any, validation_error: dict[str, Any]) -> bytes:
         # Serialising a large notebook takes tens of milliseconds: keep it off the loop.
         if sum(len(str(c.get("source", ""))) for c in nb.get("cells", ())) > _THREAD_THRESHOLD:
             return await asyncio.to_thread(models.encode_notebook, nb, validation_error)
         return models.encode_notebook(nb, validation_error)
 
-    async def _make_dir(self, api_path: str) -> None:
-        if await self._file_info(api_path) is not None:
-            raise BadRequest(f"Not a directory: {api_path}", path=api_path)
-        await self.storage.put(self.keys.marker_key(api_path), b"")
-
     async def _save_chunk(self, model: dict[str, Any], api_path: str, chunk: Any) -> dict[str, Any]:
-        if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk == 0 or chunk < -1:
-            raise BadRequest(f"Invalid chunk number {chunk!r}", path=api_path)
-        if "type" not in model:
-            raise BadRequest("No file type provided", path=api_path)
-        if model["type"] != "file":
-            raise BadRequest(
-                f'File type "{model["type"]}" is not supported for large file transfer',
-                path=api_path,
-            )
-        if "content" not in model:
-            raise BadRequest("No file content provided", path=api_path)
+        check_chunk(model, chunk, api_path)
         if chunk == 1:
             await run_pre_save_hooks(self, model, api_path)
-            await self._check_parent(api_path)
-        key = self.keys.key(api_path)
-        try:
-            data = models.encode_content(model["content"], model.get("format"), api_path)
-        except BadRequest as err:
-            # A chunk that cannot be decoded ends its upload: nothing partial is kept.
-            if await self.uploads.abort(key, "a chunk could not be decoded"):
-                raise BadRequest(f"{err}; the upload was aborted", path=api_path) from None
-            raise
-        content_type = models.guess_mimetype(api_path) or "application/octet-stream"
-        result = await self.uploads.add(key, chunk, data, content_type)
+            await self.tree.check_parent(api_path)
+        result = await self.uploads.add_model(self.keys.key(api_path), chunk, model, api_path)
         if result.info is None:
             now = datetime.now(timezone.utc)
             return models.file_model(api_path, "file", now, result.received)
@@ -739,19 +420,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         listing = await self.folders.listing(dir_path)
         if not listing.exists:
             raise NotFound(f"No such directory: {dir_path}", path=dir_path)
-        taken = listing.names
-        attempts = 0
-        for name in free_names(filename, insert):
-            if name in taken:
-                continue
-            try:
-                return await create(join_api(dir_path, name))
-            except AlreadyExists:
-                taken.add(name)
-                attempts += 1
-                if attempts > 100:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await create_unique(listing.names, filename, insert, create, dir_path)
 
     @_api
     async def new_untitled(self, path: str = "", type: str = "", ext: str = "") -> dict[str, Any]:
@@ -781,7 +450,7 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             if m["type"] == "directory":
                 # Create-only marker: a folder of that name appearing meanwhile is a race lost.
                 self._check_writable(api_path)
-                await self.storage.put(self.keys.marker_key(api_path), b"", mode=PutMode.CREATE)
+                await self.tree.make_dir(api_path, PutMode.CREATE)
                 saved = await self._get_dir(api_path, False, "directory")
                 self.emit(data={"action": "save", "path": api_path})
                 return saved
@@ -797,13 +466,13 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         self._check_readable(src)
         dst = self._norm(to_path) if to_path is not None else None
         from_dir, from_name = split_api(src)
-        info = await self._file_info(src)
+        info = await self.tree.info(src)
         is_dir = info is None
-        if is_dir and not await self._dir_exists(src):
+        if is_dir and not await self.tree.is_dir(src):
             raise NotFound(f"No such file or directory: {src}", path=src)
 
         target_dir = dst if dst is not None else from_dir
-        if dst is None or await self._dir_exists(target_dir):
+        if dst is None or await self.tree.is_dir(target_dir):
             name = copy_name(from_name)
 
             async def create(api_path: str) -> dict[str, Any]:
@@ -814,14 +483,14 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             # As Jupyter's local manager: a folder copied to a path that is no folder goes
             # into a new folder of that path, under its own name.
             for parent in _ancestors_and_self(dst):
-                if await self._file_info(parent) is not None:
+                if await self.tree.info(parent) is not None:
                     raise BadRequest(f"{parent} is a file, not a folder", path=dst)
             model = await self._copy_to(src, join_api(dst, copy_name(from_name)), info)
         else:
             to_dir, _ = split_api(dst)
-            if to_dir and not await self._dir_exists(to_dir):
+            if to_dir and not await self.tree.is_dir(to_dir):
                 raise NotFound(f"No such parent directory: {to_dir} to copy file in", path=to_dir)
-            if info is not None and await self._file_info(dst) is not None:
+            if info is not None and await self.tree.info(dst) is not None:
                 # As for rename: not every store honours a create-only copy.
                 raise AlreadyExists(f"File already exists: {dst}", path=dst)
             model = await self._copy_to(src, dst, info)
@@ -833,23 +502,9 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         """Copy the file (``src_info`` given) or folder ``src`` to the new name ``dst``."""
         self._check_writable(dst, "copy to")
         if src_info is not None:
-            if await self._dir_exists_cheap(dst):
-                raise AlreadyExists(f"A folder named {dst} exists", path=dst)
-            dst_key = self.keys.key(dst)
-            now = datetime.now(timezone.utc)  # a copy is a new file: a new write time
-            await self.storage.copy(
-                self.keys.key(src),
-                dst_key,
-                mode=PutMode.CREATE,
-                mtime=now,
-                content_type=models.content_type(dst),
-            )
+            now = await self.tree.copy_file(src, dst)
             return models.file_model(dst, models.kind(dst), now, src_info.size)
-        if dst == src or dst.startswith(src + "/"):
-            raise BadRequest(f"Cannot copy {src} into itself", path=dst)
-        if await self._file_info(dst) is not None or await self._dir_exists(dst):
-            raise AlreadyExists(f"File already exists: {dst}", path=dst)
-        await self.folders.copy_tree(src, dst)
+        await self.tree.copy_dir(src, dst)
         return await self._get_dir(dst, False, "directory")
 
     # -- rename / delete ------------------------------------------------------------------
@@ -864,51 +519,15 @@ class ObjectStoreContentsManager(AsyncContentsManager):
             return False
         self._check_writable(old, "rename")
         self._check_writable(new, "rename to")
-        same_parent = split_api(old)[0] == split_api(new)[0]
-        info = await self._file_info(old)
+        info = await self.tree.info(old)
         if info is None:
-            await self._rename_dir(old, new)
+            await self.tree.rename_dir(old, new, on_copied=self._renamed.remember)
             return True
-        if not same_parent:
-            await self._check_parent(new)
-        # The HEAD is for servers that ignore If-None-Match on CopyObject (moto, some
-        # S3-compatible stores, fake-gcs-server); the create-only copy still closes the
-        # race where the store honours it (AWS, SeaweedFS, GCS).
-        if await self._file_info(new) is not None or await self._dir_exists_cheap(new):
-            raise AlreadyExists(f"File already exists: {new}", path=new)
-        new_key = self.keys.key(new)
-        try:
-            copied = await self.storage.copy(self.keys.key(old), new_key, mode=PutMode.CREATE)
-        except AlreadyExists:
-            raise AlreadyExists(f"File already exists: {new}", path=new) from None
-        try:
-            # Only the version copied: a save that landed meanwhile must not vanish.
-            await self.storage.delete(self.keys.key(old), etag=info.etag)
-        except Conflict:
-            # Only the copy made here: a save at the new name meanwhile stays.
-            with contextlib.suppress(Conflict):
-                await self.storage.delete(new_key, etag=copied.etag)
-            raise Conflict(
-                f"{old} was saved while it was being renamed; nothing was renamed, try again",
-                path=old,
-            ) from None
-        self._renamed.remember(new_key, info)  # a rename keeps the file's date
+        if split_api(old)[0] != split_api(new)[0]:
+            await self.tree.check_parent(new)
+        await self.tree.rename_file(old, new, info)
+        self._renamed.remember(self.keys.key(new), info)  # a rename keeps the file's date
         return False
-
-    async def _rename_dir(self, old: str, new: str) -> None:
-        """Rename a folder: :meth:`s3contents.folders.Folders.rename`, safe with several
-        servers on the prefix and with any of them killed half-way."""
-
-        async def file_exists(api_path: str) -> bool:
-            return await self._file_info(api_path) is not None
-
-        await self.folders.rename(
-            old,
-            new,
-            check_parent=self._check_parent,
-            file_exists=file_exists,
-            on_copied=self._renamed.remember,
-        )
 
     @_api
     async def delete_file(self, path: str) -> None:
@@ -920,24 +539,9 @@ class ObjectStoreContentsManager(AsyncContentsManager):
         if not api_path:
             raise BadRequest("Can't delete root", path=api_path)
         self._check_writable(api_path, "delete")
-        if await self._file_info(api_path) is not None:
-            await self.storage.delete(self.keys.key(api_path))
-            return False
-        folders = self.folders
-        objects = await folders.tree(api_path)
-        if not objects:
-            emptied = await folders.emptied_entries(api_path)
-            if not emptied:
-                raise NotFound(f"File or directory does not exist: {api_path}", path=api_path)
-            await self.storage.delete_many(emptied)
-            return True
-        await folders.refuse_if_claimed(api_path, objects)
-        if not self.delete_to_trash and not self.always_delete_dir:
-            prefix = self.keys.dir_prefix(api_path)
-            if self.keys.holds_user_files(prefix, [o.key for o in objects]):
-                raise NotEmpty(f"Directory {api_path} not empty", path=api_path)
-        await folders.delete_tree(api_path, objects)
-        return True
+        return await self.tree.delete(
+            api_path, non_empty=self.delete_to_trash or self.always_delete_dir
+        )
 
     @_api
     async def delete(self, path: str) -> None:

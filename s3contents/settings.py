@@ -1,21 +1,31 @@
-"""Settings read from the environment: each trait names its variables once, in its tag.
+"""The settings of the bucket managers, and how the environment sets them.
 
-A trait declared ``.tag(config=True, env=("JPY_S3_BUCKET", "JPYNB_S3_BUCKET"))`` takes the
-first of those variables that is set, unless Jupyter's configuration (or a keyword
-argument) already gave it a value: configuration files win over the environment, the
-environment wins over the default.
+:class:`BucketSettings` declares the settings every bucket manager has (each provider adds
+its own in its ``manager.py``), once each, with help naming its default and environment
+variable. A trait declared ``.tag(config=True, env=("JPY_S3_BUCKET", "JPYNB_S3_BUCKET"))``
+takes the first of those variables that is set, unless Jupyter's configuration (or a
+keyword argument) already gave it a value: configuration files win over the environment,
+the environment wins over the default.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any
 
-from traitlets import Bool, Dict, Float, Int, TraitError, TraitType
+from jupyter_server.services.contents.manager import AsyncContentsManager
+from traitlets import Any as AnyTrait
+from traitlets import Bool, Dict, Enum, Float, Int, TraitError, TraitType, Type, default, validate
 from traitlets.config import Configurable
 
-__all__ = ["apply_environment", "configured_names", "parse_env_value"]
+from .claims import LEASE_SECONDS
+from .contents import preferred_dir
+from .hooks import hook_setting
+from .paths import normalize_api_path
+
+__all__ = ["BucketSettings", "apply_environment", "configured_names", "parse_env_value"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -83,3 +93,122 @@ def apply_environment(obj: Configurable, explicit: set[str]) -> dict[str, str]:
             used[name] = var
             break
     return used
+
+
+class BucketSettings(AsyncContentsManager):
+    """The settings of every bucket manager (base of
+    :class:`s3contents.manager.ObjectStoreContentsManager`); nothing else."""
+
+    post_save_hook = AnyTrait(
+        None,
+        config=True,
+        allow_none=True,
+        help="""Python callable or importstring naming one, called after each save.
+
+        Called as ``hook(model=model, s3_path=s3_path, contents_manager=self)``, where
+        ``s3_path`` is the API path of the file just written (without bucket or prefix)
+        and ``model`` the saved model without content. It runs in a worker thread, so it
+        may block (nbconvert, for instance) without stalling the server, and may use the
+        synchronous ``contents_manager.fs.read(path, format=...)`` and
+        ``contents_manager.fs.write(path=..., content=..., format=...)``. A hook that
+        raises makes the request answer 500 after the file was saved, as in Jupyter.
+        Default: None.
+        """,
+    )
+
+    @validate("post_save_hook")
+    def _validate_post_save_hook(self, proposal: Any) -> Any:
+        try:
+            return hook_setting(proposal["value"])
+        except TypeError:
+            raise TraitError("post_save_hook must be callable") from None
+
+    max_concurrency = Int(
+        32,
+        config=True,
+        help="""Storage requests one folder rename, copy or delete runs at once.
+        Default: 32. Environment variable: S3CONTENTS_MAX_CONCURRENCY.""",
+    ).tag(env="S3CONTENTS_MAX_CONCURRENCY")
+
+    upload_part_size = Int(
+        8 * 1024 * 1024,
+        config=True,
+        help="""Bytes buffered per chunked upload before they are sent as one multipart
+        part; bounds the memory each upload holds. At least 5 MiB. Default: 8 MiB.
+        Environment variable: S3CONTENTS_UPLOAD_PART_SIZE.""",
+    ).tag(env="S3CONTENTS_UPLOAD_PART_SIZE")
+
+    request_timeout = Float(
+        60.0,
+        config=True,
+        help="""Seconds one storage request may take, retries included, before the
+        operation fails with 503 (storage unavailable) instead of keeping the client
+        waiting. 0 means no limit beyond the SDK's own connect and read timeouts. Default:
+        60. Environment variable: S3CONTENTS_REQUEST_TIMEOUT.""",
+    ).tag(env="S3CONTENTS_REQUEST_TIMEOUT")
+
+    rename_lease = Float(
+        LEASE_SECONDS,
+        config=True,
+        help="""Seconds a folder rename's claim on its two folders stays valid unless its
+        server renews it (every third of it, while the rename runs). Another server may
+        resume a rename whose claim ran out, so after a server was killed mid-rename, the
+        rename can be completed after this long. Default: 30. Environment variable:
+        S3CONTENTS_RENAME_LEASE.""",
+    ).tag(env="S3CONTENTS_RENAME_LEASE")
+
+    upload_timeout = Float(
+        600.0,
+        config=True,
+        help="""Seconds after which a chunked upload that stopped receiving chunks is
+        aborted and its parts freed in the bucket. Uploads under the prefix left behind by a
+        process that died (begun, and given their last part, longer ago than this) are
+        aborted when a Jupyter server starts and every this many seconds. Default: 600.
+        Environment variable: S3CONTENTS_UPLOAD_TIMEOUT.""",
+    ).tag(env="S3CONTENTS_UPLOAD_TIMEOUT")
+
+    delete_to_trash = Bool(
+        True,
+        config=True,
+        help="""Object storage has no trash: when True (Jupyter's default) deleting a
+        folder deletes it with everything in it, as sending it to the trash would remove
+        it from view. When False, a folder that is not empty is refused (400) unless
+        ``always_delete_dir`` is set, as in Jupyter's local manager. Default: True.""",
+    )
+
+    always_delete_dir = Bool(
+        False,
+        config=True,
+        help="""Delete folders that are not empty even when ``delete_to_trash`` is False.
+        Default: False.""",
+    )
+
+    hash_algorithm = Enum(
+        sorted(hashlib.algorithms_available),
+        default_value="sha256",
+        config=True,
+        help="""Hash algorithm of the ``hash`` field of models asked for with
+        ``require_hash``, as in Jupyter's local manager. Default: 'sha256'.""",
+    )
+
+    files_handler_class = Type(  # type: ignore[assignment]
+        default_value="s3contents.handlers.StreamingFilesHandler",
+        klass="tornado.web.RequestHandler",
+        allow_none=True,
+        config=True,
+        help="""Handler of /files/ downloads: streams the object from the bucket in
+        pieces, with the right content type, never through local disk.""",
+    )
+
+    #: Name of the folder marker object.
+    folder_marker = ".s3keep"
+
+    @default("root_dir")
+    def _default_root_dir(self) -> str:
+        # Nothing is read from this folder; it mirrors the server's own root_dir because
+        # frontends (Notebook 7's tree) take the server's preferred_dir relative to it.
+        return str(getattr(self.parent, "root_dir", "") or "/")
+
+    @validate("preferred_dir")
+    def _validate_preferred_dir(self, proposal: Any) -> str:
+        return preferred_dir(self, proposal["value"], normalize_api_path)

@@ -35,9 +35,10 @@ import time
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import cast
+from typing import Any, cast
 
 from .errors import BadRequest, Conflict, ContentsError, Forbidden, NotFound
+from .models import encode_content, guess_mimetype
 from .storage.base import ObjectInfo, Storage, UploadPart
 
 __all__ = ["ChunkResult", "ChunkedUploads", "UploadSession"]
@@ -122,6 +123,21 @@ def _digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+def check_chunk(model: dict[str, Any], chunk: Any, api_path: str) -> None:
+    """Refuse (400) a chunk of Jupyter's chunked-save protocol that is not one."""
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk == 0 or chunk < -1:
+        raise BadRequest(f"Invalid chunk number {chunk!r}", path=api_path)
+    if "type" not in model:
+        raise BadRequest("No file type provided", path=api_path)
+    if model["type"] != "file":
+        raise BadRequest(
+            f'File type "{model["type"]}" is not supported for large file transfer',
+            path=api_path,
+        )
+    if "content" not in model:
+        raise BadRequest("No file content provided", path=api_path)
+
+
 class ChunkedUploads:
     """The chunked uploads in progress of one contents manager, by object key.
 
@@ -170,6 +186,20 @@ class ChunkedUploads:
         return min(max(self.timeout, 1.0), MAX_SWEEP_INTERVAL)
 
     # -- chunks ---------------------------------------------------------------------------
+    async def add_model(
+        self, key: str, chunk: int, model: dict[str, Any], api_path: str
+    ) -> ChunkResult:
+        """:meth:`add` the content of a chunk's model (checked by :func:`check_chunk`). A
+        chunk that cannot be decoded ends its upload: nothing partial is kept."""
+        try:
+            data = encode_content(model["content"], model.get("format"), api_path)
+        except BadRequest as err:
+            if await self.abort(key, "a chunk could not be decoded"):
+                raise BadRequest(f"{err}; the upload was aborted", path=api_path) from err
+            raise
+        content_type = guess_mimetype(api_path) or "application/octet-stream"
+        return await self.add(key, chunk, data, content_type)
+
     async def add(self, key: str, chunk: int, data: bytes, content_type: str | None) -> ChunkResult:
         """Take chunk number ``chunk`` (1, 2, ..., or -1 for the last) of the upload to
         ``key``.
