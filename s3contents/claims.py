@@ -127,11 +127,11 @@ class Lease:
                 h.etag = await self.storage.put(
                     h.key, h.claim.encode(), mode=PutMode.IF_MATCH, etag=h.etag or ""
                 )
-            except (Conflict, NotFound):
+            except (Conflict, NotFound) as err:
                 raise Conflict(
                     f"Another server took over the rename of {h.claim.src} to {h.claim.dst}",
                     path=h.claim.dst,
-                ) from None
+                ) from err
         self.valid_until = started + self.seconds * 0.9
 
     def check(self) -> None:

@@ -194,7 +194,7 @@ class Folders:
             return await self._copy_pairs(pairs, on_copied)
         except _CopyFailed as failed:
             await self._undo_copies(failed.made, dst)
-            raise failed.error from None
+            raise failed.error from failed.error.__cause__  # the copy's own cause
 
     async def _undo_copies(self, made: dict[str, str | None], dst: str) -> bool:
         """Delete copies made, each only while it is the version made; True when done."""

@@ -116,8 +116,8 @@ class ContentsHandler(upstream.ContentsHandler):
         if body:
             try:
                 body.decode("utf-8")
-            except UnicodeDecodeError:
-                raise web.HTTPError(400, "The request body is not UTF-8") from None
+            except UnicodeDecodeError as err:
+                raise web.HTTPError(400, "The request body is not UTF-8") from err
         model: Any = super().get_json_body()
         if model is None:
             return None

@@ -20,7 +20,7 @@ import asyncio
 import base64
 import inspect
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from tornado.web import HTTPError
 
@@ -41,7 +41,7 @@ def hook_setting(value: Any) -> Callable[..., Any] | None:
         value = import_item(value)
     if value is not None and not callable(value):
         raise TypeError("a save hook must be callable")
-    return value
+    return cast("Callable[..., Any] | None", value)
 
 
 def call_hook(hook: Callable[..., Any], **candidates: Any) -> Any:
@@ -136,7 +136,7 @@ class HookFS:
     async def aread_bytes(self, path: str) -> bytes:
         api_path = self._api_path(path)
         data, _ = await self.manager.storage.get(self.manager.keys.key(api_path))
-        return data
+        return cast(bytes, data)
 
     async def awrite(self, path: str, content: str | bytes, format: str | None = "text") -> None:
         """Write ``content`` (``text``: a str; ``base64``: base64 text; bytes: as they are)."""

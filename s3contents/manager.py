@@ -592,7 +592,7 @@ class ObjectStoreContentsManager(ManagerParts):
         try:
             return super().check_and_sign(nb, path, **kwargs)
         except (KeyError, TypeError, AttributeError, ValueError) as err:
-            raise BadRequest(f"Invalid notebook: {type(err).__name__} {err}", path=path) from None
+            raise BadRequest(f"Invalid notebook: {type(err).__name__} {err}", path=path) from err
 
     async def get_kernel_path(self, path: str, model: Any = None) -> str:
         """Kernels start in a temporary local folder: notebooks have no local directory."""

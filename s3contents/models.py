@@ -150,9 +150,9 @@ def decode_content(data: bytes, fmt: str | None, api_path: str) -> tuple[str, st
     if fmt in (None, "text"):
         try:
             return data.decode("utf-8"), "text"
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as err:
             if fmt == "text":
-                raise BadRequest(f"{api_path} is not UTF-8 encoded", path=api_path) from None
+                raise BadRequest(f"{api_path} is not UTF-8 encoded", path=api_path) from err
     return encodebytes(data).decode("ascii"), "base64"
 
 
@@ -173,7 +173,7 @@ def encode_content(content: Any, fmt: Any, api_path: str) -> bytes:
         # which base64 writers insert, are the only thing ignored).
         return b64decode("".join(content.split()).encode("ascii"), validate=True)
     except (UnicodeError, BinasciiError, ValueError) as err:
-        raise BadRequest(f"Encoding error saving {api_path}: {err}", path=api_path) from None
+        raise BadRequest(f"Encoding error saving {api_path}: {err}", path=api_path) from err
 
 
 def parse_notebook(
@@ -181,11 +181,12 @@ def parse_notebook(
 ) -> nbformat.NotebookNode:
     """Parse stored bytes as a notebook (converted to nbformat 4)."""
     try:
-        return nbformat.reads(
+        nb: nbformat.NotebookNode = nbformat.reads(
             data.decode("utf-8"), as_version=4, capture_validation_error=validation_error
         )
     except Exception as err:  # nbformat raises many kinds for unreadable input
-        raise BadRequest(f"Unreadable Notebook: {api_path} {err!r}", path=api_path) from None
+        raise BadRequest(f"Unreadable Notebook: {api_path} {err!r}", path=api_path) from err
+    return nb
 
 
 def notebook_from_model(content: Any, api_path: str) -> nbformat.NotebookNode:
@@ -210,9 +211,10 @@ def notebook_from_model(content: Any, api_path: str) -> nbformat.NotebookNode:
     if not isinstance(content.get("metadata"), dict):
         raise BadRequest("Notebook content needs a 'metadata' object", path=api_path)
     try:
-        return nbformat.from_dict(content)
+        nb: nbformat.NotebookNode = nbformat.from_dict(content)
     except Exception as err:
-        raise BadRequest(f"Invalid notebook content: {err}", path=api_path) from None
+        raise BadRequest(f"Invalid notebook content: {err}", path=api_path) from err
+    return nb
 
 
 def encode_notebook(
@@ -220,11 +222,11 @@ def encode_notebook(
 ) -> bytes:
     """Serialise a notebook exactly as jupyter_server writes it to disk."""
     try:
-        text = nbformat.writes(
+        text: str = nbformat.writes(
             nb, version=nbformat.NO_CONVERT, capture_validation_error=validation_error
         )
     except (TypeError, ValueError, KeyError, AttributeError, ImportError, RecursionError) as err:
-        raise BadRequest(f"Notebook cannot be serialised: {err}") from None
+        raise BadRequest(f"Notebook cannot be serialised: {err}") from err
     if not text.endswith("\n"):
         text += "\n"
     return text.encode("utf-8")

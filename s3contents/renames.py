@@ -211,10 +211,10 @@ class FolderRenames(Folders):
             taken = await self.storage.put(
                 key, fresh.encode(), mode=PutMode.IF_MATCH, etag=etag or ""
             )
-        except (Conflict, NotFound):
+        except (Conflict, NotFound) as err:
             raise Conflict(
                 f"{old} is being renamed by another server; try again", path=old
-            ) from None
+            ) from err
         log.info("Resuming the interrupted rename of %s to %s (left by %s)", old, new, claim.owner)
         return Held(key, fresh, taken, fresh=False)
 
@@ -268,7 +268,7 @@ class FolderRenames(Folders):
                 await lease.release()  # nothing of this rename is left
             else:
                 await lease.give_up()
-            raise failed.error from None
+            raise failed.error from failed.error.__cause__  # the copy's own cause
         except ContentsError:
             await lease.give_up()
             raise

@@ -43,18 +43,18 @@ def parse_env_value(trait: TraitType[Any, Any], var: str, raw: str) -> Any:
     if isinstance(trait, Int):
         try:
             return int(raw)
-        except ValueError:
-            raise TraitError(f"{var} must be an integer, not {raw!r}") from None
+        except ValueError as err:
+            raise TraitError(f"{var} must be an integer, not {raw!r}") from err
     if isinstance(trait, Float):
         try:
             return float(raw)
-        except ValueError:
-            raise TraitError(f"{var} must be a number, not {raw!r}") from None
+        except ValueError as err:
+            raise TraitError(f"{var} must be a number, not {raw!r}") from err
     if isinstance(trait, Dict) or trait.metadata.get("env_json"):
         try:
             value = json.loads(raw)
         except json.JSONDecodeError as err:
-            raise TraitError(f"{var} must be a JSON object: {err}") from None
+            raise TraitError(f"{var} must be a JSON object: {err}") from err
         if not isinstance(value, dict):
             raise TraitError(f"{var} must be a JSON object")
         return value
@@ -120,8 +120,8 @@ class BucketSettings(AsyncContentsManager):
     def _validate_post_save_hook(self, proposal: Any) -> Any:
         try:
             return hook_setting(proposal["value"])
-        except TypeError:
-            raise TraitError("post_save_hook must be callable") from None
+        except TypeError as err:
+            raise TraitError("post_save_hook must be callable") from err
 
     max_concurrency = Int(
         32,
