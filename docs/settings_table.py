@@ -16,13 +16,14 @@ classes whatever module they live in:
 
 Each column comes from the trait:
 
-* default: ``.tag(doc_default=...)`` when the trait has one (a default value such as
-  ``None`` or ``""`` that stands for something else: the AWS credential chain...),
-  "required" when the help says "Required.", otherwise the default value (``*_size``
-  settings in KiB/MiB);
+* default: ``.tag(doc_default=...)`` when the trait has one, else the table's
+  :attr:`Table.defaults` (a default value such as ``None`` or ``""`` that stands for
+  something else: the AWS credential chain...), "required" when the help says
+  "Required.", otherwise the default value (``*_size`` settings in KiB/MiB);
 * environment: ``.tag(env=...)`` (the S3 table shows the first name: the README says the
   ``JPYNB_S3_*`` twins work too), "(JSON)" for a JSON-valued variable;
-* meaning: ``.tag(doc=...)`` when the trait has one, otherwise its help up to the
+* meaning: ``.tag(doc=...)`` when the trait has one, else the table's
+  :attr:`Table.meanings`, otherwise its help up to the
   sentences naming the default and the environment variable (its first paragraph when it
   has several), with a link to the README section that says more (:data:`SEE_ALSO`).
 
@@ -88,6 +89,11 @@ class Table:
     extra: tuple[str, ...] = ()
     #: Leave out the settings that this class inherits too (they are in its table).
     shared_with: Callable[[], type] | None = None
+    #: Default cells where the default value does not say what happens (kept here rather
+    #: than as ``.tag(doc_default=...)`` while the managers' modules move).
+    defaults: tuple[tuple[str, str], ...] = ()
+    #: Meaning cells where the help does not read well in the README (same note).
+    meanings: tuple[tuple[str, str], ...] = ()
     columns: tuple[str, ...] = ("setting", "default", "environment", "meaning")
 
     @property
@@ -133,6 +139,22 @@ TABLES = (
             "files_handler_class",
         ),
         extra=("boto3_session",),
+        defaults=(
+            ("endpoint_url", "AWS"),
+            ("access_key_id", "AWS chain"),
+            ("secret_access_key", "AWS chain"),
+            ("signature_version", "botocore's"),
+            ("sse", "the bucket's"),
+        ),
+        meanings=(
+            # Its help ends "see the README".
+            (
+                "init_s3_hook",
+                "Callable (or import string) called as ``hook(contents_manager)`` when the "
+                "manager starts, before it connects; it may set ``boto3_session`` or other "
+                "settings.",
+            ),
+        ),
     ),
     Table(
         "hybrid",
@@ -154,6 +176,11 @@ TABLES = (
         ),
         all_env_names=True,
         shared_with=_s3,
+        defaults=(
+            ("project", "the credentials'"),
+            ("token", "Google's default credentials"),
+            ("endpoint_url", "`STORAGE_EMULATOR_HOST`, else Google"),
+        ),
     ),
 )
 
@@ -182,6 +209,9 @@ def table_traits(table: Table) -> dict[str, Any]:
         traits = {
             name: trait for name, trait in traits.items() if not issubclass(other, trait.this_class)
         }
+    for name, _ in table.defaults + table.meanings:
+        if name not in traits:
+            raise ValueError(f"table {table.key!r} overrides {name!r}, which it does not list")
     rank = {name: i for i, name in enumerate(table.order)}
     names = sorted(traits, key=lambda name: (rank.get(name, len(rank)), name))
     return {name: traits[name] for name in names}
@@ -201,9 +231,11 @@ def _size(value: int) -> str | None:
     return None
 
 
-def default_cell(name: str, trait: Any) -> str:
+def default_cell(table: Table, name: str, trait: Any) -> str:
     if "doc_default" in trait.metadata:
         return str(trait.metadata["doc_default"])
+    if name in dict(table.defaults):
+        return dict(table.defaults)[name]
     if re.search(r"\bRequired\.", trait.help or ""):
         return "required"
     value = trait.default()
@@ -254,8 +286,8 @@ def _markdown(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def meaning_cell(name: str, trait: Any, readme: str) -> str:
-    doc = trait.metadata.get("doc")
+def meaning_cell(table: Table, name: str, trait: Any, readme: str) -> str:
+    doc = trait.metadata.get("doc", dict(table.meanings).get(name))
     if doc is None:
         help_text = (trait.help or "").strip()
         first = re.split(r"\n\s*\n", help_text, maxsplit=1)[0]
@@ -287,9 +319,9 @@ def render_table(table: Table, readme: str) -> str:
     for name, trait in table_traits(table).items():
         cells = {
             "setting": _code(name),
-            "default": default_cell(name, trait),
+            "default": default_cell(table, name, trait),
             "environment": env_cell(trait, table.all_env_names),
-            "meaning": meaning_cell(name, trait, readme),
+            "meaning": meaning_cell(table, name, trait, readme),
         }
         if "environment" not in table.columns and trait.metadata.get("env"):
             raise ValueError(

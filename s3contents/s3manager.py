@@ -97,7 +97,7 @@ class S3ContentsManager(ObjectStoreContentsManager):
         config=True,
         help="""AWS access key id. Default: None (use the AWS credential chain).
         Environment variable: JPY_S3_ACCESS_KEY_ID.""",
-    ).tag(env=_env("ACCESS_KEY_ID"), doc_default="AWS chain")
+    ).tag(env=_env("ACCESS_KEY_ID"))
 
     secret_access_key = Unicode(
         None,
@@ -105,7 +105,7 @@ class S3ContentsManager(ObjectStoreContentsManager):
         config=True,
         help="""AWS secret access key; never logged. Default: None.
         Environment variable: JPY_S3_SECRET_ACCESS_KEY.""",
-    ).tag(env=_env("SECRET_ACCESS_KEY"), doc_default="AWS chain")
+    ).tag(env=_env("SECRET_ACCESS_KEY"))
 
     session_token = Unicode(
         None,
@@ -151,7 +151,7 @@ class S3ContentsManager(ObjectStoreContentsManager):
         help="""S3 endpoint, for S3-compatible servers (e.g. 'http://127.0.0.1:9000').
         Default: AWS (the regional endpoint botocore picks).
         Environment variable: JPY_S3_ENDPOINT_URL.""",
-    ).tag(env=_env("ENDPOINT_URL"), doc_default="AWS")
+    ).tag(env=_env("ENDPOINT_URL"))
 
     region_name = Unicode(
         "us-east-1",
@@ -165,14 +165,14 @@ class S3ContentsManager(ObjectStoreContentsManager):
         config=True,
         help="""Request signature version (e.g. 's3v4'). Default: botocore's choice.
         Environment variable: JPY_S3_SIGNATURE_VERSION.""",
-    ).tag(env=_env("SIGNATURE_VERSION"), doc_default="botocore's")
+    ).tag(env=_env("SIGNATURE_VERSION"))
 
     sse = Unicode(
         "",
         config=True,
         help="""Server-side encryption of written objects: 'AES256' or 'aws:kms'.
         Default: none (the bucket's default). Environment variable: JPY_S3_SSE.""",
-    ).tag(env=_env("SSE"), doc_default="the bucket's")
+    ).tag(env=_env("SSE"))
 
     kms_key_id = Unicode(
         "",
@@ -196,9 +196,6 @@ class S3ContentsManager(ObjectStoreContentsManager):
         manager starts, before it connects; it may set ``boto3_session`` (for example to
         a session with refreshable credentials, see the README) or other settings.
         Default: None.""",
-    ).tag(
-        doc="Callable (or import string) called as ``hook(contents_manager)`` when the "
-        "manager starts, before it connects; it may set ``boto3_session`` or other settings."
     )
 
     boto3_session = AnyTrait(

@@ -83,7 +83,7 @@ class GCSContentsManager(ObjectStoreContentsManager):
         help="""Google Cloud project of the bucket; with Google's default credentials it
         must match theirs. Default: None (the credentials' own).
         Environment variable: JPY_GCS_PROJECT or JPYNB_GCS_PROJECT.""",
-    ).tag(env=_env("PROJECT"), doc_default="the credentials'")
+    ).tag(env=_env("PROJECT"))
 
     token = Unicode(
         None,
@@ -94,7 +94,7 @@ class GCSContentsManager(ObjectStoreContentsManager):
         public buckets), 'google_default', 'cloud' (the metadata server). Never logged.
         Default: None (Google's default credentials). Environment variable:
         JPY_GCS_TOKEN_PATH or JPYNB_GCS_TOKEN_PATH.""",
-    ).tag(env=_env("TOKEN_PATH"), doc_default="Google's default credentials")
+    ).tag(env=_env("TOKEN_PATH"))
 
     bucket = Unicode(
         "notebooks",
@@ -134,7 +134,7 @@ class GCSContentsManager(ObjectStoreContentsManager):
         'http://127.0.0.1:4443') and private endpoints. Default: '' (the
         STORAGE_EMULATOR_HOST environment variable when set, else Google's endpoint).
         Environment variable: JPY_GCS_ENDPOINT_URL or JPYNB_GCS_ENDPOINT_URL.""",
-    ).tag(env=_env("ENDPOINT_URL"), doc_default="`STORAGE_EMULATOR_HOST`, else Google")
+    ).tag(env=_env("ENDPOINT_URL"))
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
