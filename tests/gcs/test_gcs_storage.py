@@ -26,9 +26,9 @@ from servers import free_ports
 from storage.gaps import probe
 
 from s3contents.errors import BadRequest, NotFound, Unavailable
-from s3contents.storage import gcs as gcs_module
+from s3contents.gcs import storage as gcs_module
+from s3contents.gcs.storage import RESUMABLE_BLOCK, GCSStorage
 from s3contents.storage.base import PutMode
-from s3contents.storage.gcs import RESUMABLE_BLOCK, GCSStorage
 
 MIB = 1024 * 1024
 

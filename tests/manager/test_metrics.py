@@ -43,9 +43,9 @@ from s3contents.errors import (
     TooLarge,
     Unavailable,
 )
+from s3contents.gcs.storage import GCSStorage
+from s3contents.s3.storage import S3Storage
 from s3contents.storage.base import PutMode
-from s3contents.storage.gcs import GCSStorage
-from s3contents.storage.s3 import S3Storage
 
 NOTEBOOK = {
     "cells": [],

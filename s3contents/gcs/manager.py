@@ -16,7 +16,7 @@ from traitlets import TraitError, Unicode
 
 from .. import redact
 from ..manager import ObjectStoreContentsManager
-from ..storage.gcs import GCSStorage
+from .storage import GCSStorage
 
 __all__ = ["GCSContentsManager", "resolve_token", "validate_gcs_bucket"]
 

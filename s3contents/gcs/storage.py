@@ -72,7 +72,7 @@ from ..errors import (
     NotFound,
     Unavailable,
 )
-from .base import (
+from ..storage.base import (
     MTIME_KEY,
     Copied,
     Listing,

@@ -16,9 +16,9 @@ from urllib.parse import urlparse
 from traitlets import Any as AnyTrait
 from traitlets import Bool, TraitError, Unicode, validate
 
-from . import redact
-from .manager import ObjectStoreContentsManager
-from .storage.s3 import S3Storage
+from .. import redact
+from ..manager import ObjectStoreContentsManager
+from .storage import S3Storage
 
 __all__ = ["S3ContentsManager", "validate_bucket"]
 
