@@ -75,6 +75,7 @@ from ..storage.base import (
     UploadPart,
     format_mtime,
     parse_mtime,
+    utc_seconds,
 )
 from .client import JSONAPI, HTTPStatusError, batch_body, batch_statuses, related_body
 
@@ -103,14 +104,6 @@ class _Resumable:
     buffer: bytearray = field(default_factory=bytearray)
 
 
-def _utc(dt: datetime) -> datetime:
-    # Whole seconds in UTC, as S3: a media download reports Last-Modified as an HTTP date
-    # (seconds), listings in microseconds. One precision everywhere keeps the time of a file
-    # the same whichever request saw it (JupyterLab compares them).
-    dt = dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-    return dt.replace(microsecond=0)
-
-
 def _parse_rfc3339(text: str) -> datetime:
     # "2024-01-02T03:04:05.123456789Z": Python < 3.11 knows neither "Z" nor nanoseconds.
     text = text.strip()
@@ -121,7 +114,7 @@ def _parse_rfc3339(text: str) -> datetime:
         # Python 3.10 wants exactly 3 or 6 digits of fraction.
         base, frac = head.split(".", 1)
         head = f"{base}.{frac[:6].ljust(6, '0')}"
-    return _utc(datetime.fromisoformat(head + ("+" + tz if tz else "+00:00")))
+    return utc_seconds(datetime.fromisoformat(head + ("+" + tz if tz else "+00:00")))
 
 
 def _info(obj: dict[str, Any]) -> ObjectInfo:
@@ -610,13 +603,13 @@ class GCSStorage(Storage):
 def _media_info(key: str, resp: aiohttp.ClientResponse, size: int) -> ObjectInfo:
     modified = resp.headers.get("Last-Modified")
     try:
-        when = _utc(parsedate_to_datetime(modified)) if modified else None
+        when = utc_seconds(parsedate_to_datetime(modified)) if modified else None
     except (TypeError, ValueError):
         when = None
     written = parse_mtime(resp.headers.get(f"X-Goog-Meta-{MTIME_KEY}"))
     return ObjectInfo(
         key=key,
         size=size,
-        last_modified=written or when or _utc(datetime.now(timezone.utc)),
+        last_modified=written or when or utc_seconds(datetime.now(timezone.utc)),
         etag=resp.headers.get("X-Goog-Generation"),
     )

@@ -52,6 +52,7 @@ from ..storage.base import (
     UploadPart,
     format_mtime,
     parse_mtime,
+    utc_seconds,
 )
 
 __all__ = ["S3Storage"]
@@ -121,17 +122,9 @@ _BAD = frozenset(
 )
 
 
-def _utc(dt: datetime) -> datetime:
-    # Whole seconds in UTC: HEAD and GET report Last-Modified as an HTTP date (seconds),
-    # listings and copy results in milliseconds. One precision everywhere keeps the time
-    # of a file the same whichever request saw it (JupyterLab compares them).
-    dt = dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-    return dt.replace(microsecond=0)
-
-
 def _written(r: dict[str, Any]) -> datetime:
     """The write time of a HEAD or GET answer: ours from the metadata, else LastModified."""
-    return parse_mtime((r.get("Metadata") or {}).get(MTIME_KEY)) or _utc(r["LastModified"])
+    return parse_mtime((r.get("Metadata") or {}).get(MTIME_KEY)) or utc_seconds(r["LastModified"])
 
 
 def _etag(raw: str | None) -> str | None:
@@ -473,7 +466,7 @@ class S3Storage(Storage):
             raise NotFound(f"No such object: {src}", path=src) from None
         result = r.get("CopyObjectResult", {})
         modified = result.get("LastModified")
-        return Copied(_etag(result.get("ETag")), _utc(modified) if modified else None)
+        return Copied(_etag(result.get("ETag")), utc_seconds(modified) if modified else None)
 
     async def delete(self, key: str, *, etag: str | None = None) -> None:
         if etag is None:
@@ -574,7 +567,7 @@ class S3Storage(Storage):
             for upload in r.get("Uploads", ()):
                 key = str(upload.get("Key", ""))
                 if key.startswith(prefix) and upload.get("UploadId") and upload.get("Initiated"):
-                    initiated = _utc(upload["Initiated"]) + skew
+                    initiated = utc_seconds(upload["Initiated"]) + skew
                     found.append(PendingUpload(key, str(upload["UploadId"]), initiated))
             if not r.get("IsTruncated"):
                 return found
@@ -600,7 +593,7 @@ class S3Storage(Storage):
                 count += 1
                 size += int(part.get("Size") or 0)
                 if part.get("LastModified"):
-                    stored = _utc(part["LastModified"]) + skew
+                    stored = utc_seconds(part["LastModified"]) + skew
                     newest = stored if newest is None else max(newest, stored)
             following = int(r.get("NextPartNumberMarker") or 0)
             if not r.get("IsTruncated") or following <= marker:
@@ -677,9 +670,8 @@ def mask_key(key: str) -> str:
 
 
 def _info(obj: dict[str, Any]) -> ObjectInfo:
-    return ObjectInfo(
-        obj["Key"], int(obj.get("Size", 0)), _utc(obj["LastModified"]), _etag(obj.get("ETag"))
-    )
+    modified = utc_seconds(obj["LastModified"])
+    return ObjectInfo(obj["Key"], int(obj.get("Size", 0)), modified, _etag(obj.get("ETag")))
 
 
 def _clock_skew(response: dict[str, Any]) -> timedelta:

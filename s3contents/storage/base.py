@@ -36,6 +36,7 @@ __all__ = [
     "UploadPart",
     "format_mtime",
     "parse_mtime",
+    "utc_seconds",
 ]
 
 #: The user metadata key (``x-amz-meta-s3contents-mtime`` on S3, ``metadata`` on GCS) that
@@ -60,6 +61,19 @@ def parse_mtime(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return when.astimezone(timezone.utc) if when.tzinfo else None
+
+
+def utc_seconds(when: datetime) -> datetime:
+    """A store's own time in whole seconds, UTC (a naive time is taken as UTC).
+
+    HEAD and GET answers carry Last-Modified as an HTTP date (seconds), listings and copy
+    results in milli- or microseconds: one precision everywhere keeps the time of a file the
+    same whichever request saw it (JupyterLab compares them). Adapters pass every time the
+    store reports through here; the write times kept in metadata (:func:`parse_mtime`)
+    keep their microseconds.
+    """
+    when = when.astimezone(timezone.utc) if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when.replace(microsecond=0)
 
 
 @dataclass(frozen=True)
