@@ -41,6 +41,7 @@ from .errors import (
     to_http_error,
 )
 from .folders import LEASE_SECONDS, Folders, new_owner_id
+from .metrics import StorageMeter
 from .paths import (
     CHECKPOINT_DIR,
     RENAME_JOURNAL,
@@ -279,6 +280,9 @@ class ObjectStoreContentsManager(AsyncContentsManager):
     @storage.setter
     def storage(self, value: Storage) -> None:
         value.request_timeout = self.request_timeout or None
+        if value.observer is None:
+            # Measured around the port: the adapter only tells its observer.
+            value.observer = StorageMeter(value.provider, value.bucket)
         self._storage = value
 
     @observe("request_timeout")

@@ -224,7 +224,7 @@ class GCSStorage(Storage):
         except HTTPStatusError as err:
             raise self._api.translate(err, kind, key, create) from None
 
-    def _error_for_metrics(self, err: BaseException, what: str, key: str | None) -> BaseException:
+    def _reported_error(self, err: BaseException, what: str, key: str | None) -> BaseException:
         # _call raises HTTP errors untranslated (_request and _delete_batch translate them).
         if isinstance(err, HTTPStatusError):
             return self._api.translate(err, what, key, False)

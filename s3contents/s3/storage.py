@@ -259,7 +259,7 @@ class S3Storage(Storage):
                 path=key,
             ) from None
 
-    def _error_for_metrics(self, err: BaseException, what: str, key: str | None) -> BaseException:
+    def _reported_error(self, err: BaseException, what: str, key: str | None) -> BaseException:
         # A missing bucket is a failure of the configuration, not an answer (check_bucket).
         if what == "HeadBucket" and isinstance(err, NotFound):
             return Unavailable(f"Bucket {self.bucket!r} does not exist")
