@@ -32,7 +32,7 @@ from .errors import (
     NotFound,
     Unavailable,
 )
-from .s3.storage import mask_key
+from .redact import mask_key
 from .storage.base import Listing, PendingUpload, PutMode, Storage
 
 __all__ = ["Check", "run_checks"]

@@ -40,6 +40,7 @@ from ..errors import (
     NotFound,
     Unavailable,
 )
+from ..redact import mask_key
 from ..storage.base import (
     MTIME_KEY,
     Copied,
@@ -662,11 +663,6 @@ _CREDENTIAL_SOURCES = {
     "explicit": "the session (boto3_session / init_s3_hook)",
     "custom-process": "a credential_process",
 }
-
-
-def mask_key(key: str) -> str:
-    """An access key id shown safely: first 4 and last 2 characters."""
-    return f"{key[:4]}…{key[-2:]}" if len(key) > 8 else "…"
 
 
 def _info(obj: dict[str, Any]) -> ObjectInfo:
