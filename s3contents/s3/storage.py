@@ -55,6 +55,7 @@ from ..storage.base import (
     parse_mtime,
     utc_seconds,
 )
+from .timestamps import use_fast_timestamps
 
 __all__ = ["S3Storage"]
 
@@ -206,6 +207,7 @@ class S3Storage(Storage):
         async with self._lock:
             if self._client is None:
                 session = self._session or get_session()
+                use_fast_timestamps(session)
                 stack = contextlib.AsyncExitStack()
                 client = await stack.enter_async_context(
                     session.create_client(
