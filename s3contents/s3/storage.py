@@ -206,8 +206,10 @@ class S3Storage(Storage):
             self._client_loop = loop
         async with self._lock:
             if self._client is None:
-                session = self._session or get_session()
-                use_fast_timestamps(session)
+                # Making a client reads botocore's S3 model (JSON files of several MB, about
+                # 0.1 s of CPU): in a thread, so that the first request does not stall the
+                # loop and every request of the server waiting on it.
+                session = await asyncio.to_thread(_prepared_session, self._session)
                 stack = contextlib.AsyncExitStack()
                 client = await stack.enter_async_context(
                     session.create_client(
@@ -670,6 +672,15 @@ _CREDENTIAL_SOURCES = {
 def _info(obj: dict[str, Any]) -> ObjectInfo:
     modified = utc_seconds(obj["LastModified"])
     return ObjectInfo(obj["Key"], int(obj.get("Size", 0)), modified, _etag(obj.get("ETag")))
+
+
+def _prepared_session(given: AioSession | None) -> AioSession:
+    """The session to make the client from (``given``, else a new one with the AWS chain),
+    with botocore's S3 model loaded and the fast timestamp parser (runs in a thread)."""
+    session = given or get_session()
+    use_fast_timestamps(session)
+    session.warm_up_loader_caches("s3")
+    return session
 
 
 def _clock_skew(response: dict[str, Any]) -> timedelta:
