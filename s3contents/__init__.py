@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import redact as _redact
 
 if TYPE_CHECKING:
-    from .s3manager import S3ContentsManager
+    from .s3 import S3ContentsManager
 
 # Before any configuration is loaded: traitlets logs it whole at DEBUG (see redact.py).
 _redact.install()
@@ -36,7 +36,7 @@ def __getattr__(name: str) -> Any:
     # Jupyter Server and botocore (2 s), which the `s3contents` command needs only to run a
     # server, not for --help.
     if name == "S3ContentsManager":
-        from .s3manager import S3ContentsManager
+        from .s3 import S3ContentsManager
 
         return S3ContentsManager
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

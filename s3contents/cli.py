@@ -385,7 +385,7 @@ def _doctor_manager(
     if use_gcs:
         from .gcs import GCSContentsManager as cls
     else:
-        from .s3manager import S3ContentsManager as cls  # type: ignore[assignment]
+        from .s3 import S3ContentsManager as cls  # type: ignore[assignment]
     cm = cls(config=config)
     if credentials_from is None and not use_gcs:
         credentials_from = _credentials_from(cm, sources)

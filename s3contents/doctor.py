@@ -32,8 +32,8 @@ from .errors import (
     NotFound,
     Unavailable,
 )
+from .redact import mask_key
 from .storage.base import Listing, PendingUpload, PutMode, Storage
-from .storage.s3 import mask_key
 
 __all__ = ["Check", "run_checks"]
 

@@ -5,9 +5,11 @@ below are registered there once, when this module is first imported (a re-import
 ``importlib.reload``, reuses the registered objects instead of failing).
 
 Every request an adapter sends passes :meth:`Storage._bounded
-<s3contents.storage.base.Storage._bounded>`, which reports it here through a
-:class:`StorageMeter`: one observation per logical request, whatever retries the SDK made
-inside it (botocore's retry loop, the GCS adapter's own).
+<s3contents.storage.base.Storage._bounded>`, which tells the adapter's observer (a
+:class:`~s3contents.storage.base.RequestObserver`): one observation per logical request,
+whatever retries the SDK made inside it (botocore's retry loop, the GCS adapter's own).
+:class:`StorageMeter` is that observer for Prometheus; the contents manager attaches one to
+its adapter (``ObjectStoreContentsManager.storage``). The port knows nothing of this module.
 
 Labels (all bounded: never a key, a path or a message):
 
@@ -158,7 +160,8 @@ def classify(err: BaseException | None, timed_out: bool = False) -> tuple[str, s
 
 class StorageMeter:
     """The metrics of one adapter (``provider``, ``bucket``), label children cached, so a
-    request costs no label look-up in prometheus_client."""
+    request costs no label look-up in prometheus_client: a
+    :class:`~s3contents.storage.base.RequestObserver`."""
 
     __slots__ = ("_durations", "_errors", "_in_flight", "_requests", "bucket", "provider")
 

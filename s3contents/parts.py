@@ -22,6 +22,7 @@ from .claims import new_owner_id
 from .collab import RenamedDates, SavedHashes
 from .errors import ContentsError
 from .hooks import HookFS
+from .metrics import StorageMeter
 from .paths import KeyMapper
 from .renames import FolderRenames
 from .serverhooks import attach
@@ -84,6 +85,9 @@ class ManagerParts(BucketSettings):
     @storage.setter
     def storage(self, value: Storage) -> None:
         value.request_timeout = self.request_timeout or None
+        if value.observer is None:
+            # Measured around the port: the adapter only tells its observer.
+            value.observer = StorageMeter(value.provider, value.bucket)
         self._storage = value
 
     @observe("request_timeout")

@@ -43,7 +43,16 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["MASK", "SDK_LOGGERS", "install", "installed", "protect", "protect_json_file", "redact"]
+__all__ = [
+    "MASK",
+    "SDK_LOGGERS",
+    "install",
+    "installed",
+    "mask_key",
+    "protect",
+    "protect_json_file",
+    "redact",
+]
 
 #: What a secret becomes.
 MASK = "****"
@@ -153,6 +162,12 @@ def protect_json_file(path: str) -> None:
         if isinstance(value, str):
             protect(value)
             protect(json.dumps(value)[1:-1])  # as printed inside JSON or a repr ("\n")
+
+
+def mask_key(key: str) -> str:
+    """An access key id shown safely where a message names it on purpose (``doctor``, the
+    credentials' description): its first 4 and last 2 characters."""
+    return f"{key[:4]}…{key[-2:]}" if len(key) > 8 else "…"
 
 
 def redact(text: str) -> str:

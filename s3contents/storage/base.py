@@ -1,9 +1,13 @@
 """The async storage port: the narrow interface every provider adapter implements.
 
-The manager talks to object storage only through :class:`Storage`. Adapters raise only the
-errors of :mod:`s3contents.errors` (``NotFound``, ``Conflict``, ``Forbidden``,
-``Unavailable``...), never a provider's exception, and count every request they make in
-:attr:`Storage.stats` so round trips can be measured and exported.
+Storage layer, the bottom of it: the manager talks to object storage only through
+:class:`Storage`, so that it never sees a provider's SDK. Adapters raise only the errors of
+:mod:`s3contents.errors` (``NotFound``, ``Conflict``, ``Forbidden``, ``Unavailable``...),
+never a provider's exception, count every request they make in :attr:`Storage.stats` so
+round trips can be measured, and send every request through :meth:`Storage._bounded`, which
+bounds its time and tells a :class:`RequestObserver` about it. What is done with that (the
+Prometheus metrics of :mod:`s3contents.metrics`) is the business of whoever attaches the
+observer (the contents manager), not of the port.
 """
 
 from __future__ import annotations
@@ -17,10 +21,9 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from ..errors import BadCredentials, Forbidden, Unavailable
-from ..metrics import StorageMeter
 
 _T = TypeVar("_T")
 
@@ -31,11 +34,13 @@ __all__ = [
     "ObjectInfo",
     "PendingUpload",
     "PutMode",
+    "RequestObserver",
     "Storage",
     "StoredParts",
     "UploadPart",
     "format_mtime",
     "parse_mtime",
+    "utc_seconds",
 ]
 
 #: The user metadata key (``x-amz-meta-s3contents-mtime`` on S3, ``metadata`` on GCS) that
@@ -60,6 +65,19 @@ def parse_mtime(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return when.astimezone(timezone.utc) if when.tzinfo else None
+
+
+def utc_seconds(when: datetime) -> datetime:
+    """A store's own time in whole seconds, UTC (a naive time is taken as UTC).
+
+    HEAD and GET answers carry Last-Modified as an HTTP date (seconds), listings and copy
+    results in milli- or microseconds: one precision everywhere keeps the time of a file the
+    same whichever request saw it (JupyterLab compares them). Adapters pass every time the
+    store reports through here; the write times kept in metadata (:func:`parse_mtime`)
+    keep their microseconds.
+    """
+    when = when.astimezone(timezone.utc) if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when.replace(microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -132,6 +150,32 @@ class StoredParts:
     newest: datetime | None = None
 
 
+class RequestObserver(Protocol):
+    """Told of every request an adapter sends, once per logical request (retries included):
+    :meth:`Storage._bounded` calls :meth:`start` before it and :meth:`done` after it.
+
+    :class:`s3contents.metrics.StorageMeter` (Prometheus) is one; the contents manager
+    attaches it to its adapter (:attr:`Storage.observer`).
+    """
+
+    def start(self) -> float:
+        """A request is sent; returns what :meth:`done` gets back as ``started``."""
+        ...
+
+    def done(
+        self,
+        operation: str,
+        started: float,
+        err: BaseException | None = None,
+        timed_out: bool = False,
+    ) -> None:
+        """The request of kind ``operation`` (as counted in :attr:`Storage.stats`) ended:
+        ``err`` is None on success, else the package error it stands for (or
+        :class:`asyncio.CancelledError`); ``timed_out`` when :attr:`Storage.request_timeout`
+        ran out."""
+        ...
+
+
 class Storage(abc.ABC):
     """Async object storage, as the contents manager needs it.
 
@@ -142,12 +186,14 @@ class Storage(abc.ABC):
 
     #: A human-readable location for messages, e.g. ``s3://bucket``.
     url: str = ""
-    #: The ``provider`` label of the storage metrics (:mod:`s3contents.metrics`).
+    #: Which provider this is (``s3``, ``gcs``): the ``provider`` label of the metrics.
     provider: str = "other"
+    #: The bucket, for messages and the ``bucket`` label of the metrics.
+    bucket: str = ""
+    #: Told of every request (:meth:`_bounded`); None: nobody is.
+    observer: RequestObserver | None = None
     #: ``what`` (as passed to :meth:`_bounded`) -> request kind, where they differ.
     _kinds: Mapping[str, str] = {}
-    #: The metrics of this adapter, made at its first request.
-    _meter: StorageMeter | None = None
 
     def __init__(self) -> None:
         #: Requests sent, by kind (``LIST``, ``GET``, ``HEAD``, ``PUT``, ``COPY``,
@@ -161,14 +207,12 @@ class Storage(abc.ABC):
         """Await one request (with its retries) within :attr:`request_timeout`.
 
         Slow or stalled storage then answers 503 after a known time instead of holding the
-        request (and the client waiting on it) open. Every request passes here: it is
-        measured here too, once (:mod:`s3contents.metrics`).
+        request (and the client waiting on it) open. Every request passes here: its
+        :attr:`observer` hears of it here too, once.
         """
-        meter = self._meter
-        if meter is None:
-            meter = self._meter = StorageMeter(self.provider, getattr(self, "bucket", ""))
+        observer = self.observer
         limit = self.request_timeout
-        started = meter.start()
+        started = observer.start() if observer is not None else 0.0
         timed_out = False
         try:
             if not limit:
@@ -184,15 +228,18 @@ class Storage(abc.ABC):
                         path=key,
                     ) from None
         except BaseException as err:
-            failure = self._error_for_metrics(err, what, key)
-            meter.done(self._kinds.get(what, what), started, failure, timed_out)
+            if observer is not None:
+                failure = self._reported_error(err, what, key)
+                observer.done(self._kinds.get(what, what), started, failure, timed_out)
             raise
-        meter.done(self._kinds.get(what, what), started)
+        if observer is not None:
+            observer.done(self._kinds.get(what, what), started)
         return result
 
-    def _error_for_metrics(self, err: BaseException, what: str, key: str | None) -> BaseException:
-        """The package error that ``err``, out of a request, stands for: adapters whose
-        requests raise an internal error, translated by their caller, translate it here."""
+    def _reported_error(self, err: BaseException, what: str, key: str | None) -> BaseException:
+        """The package error that ``err``, out of a request, stands for, as the observer is
+        told: adapters whose requests raise an internal error, translated by their caller,
+        translate it here."""
         return err
 
     # -- reads ----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 from fixture_helpers import manager_fixtures
 
 from s3contents.gcs import GCSContentsManager
-from s3contents.storage.gcs import GCSStorage
+from s3contents.gcs.storage import GCSStorage
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from tornado.web import HTTPError
 from traitlets import TraitError
 
 from s3contents.gcs import GCSContentsManager
-from s3contents.gcs.gcsmanager import resolve_token
+from s3contents.gcs.manager import resolve_token
 
 OLD_VARIABLES = {
     "project": "JPYNB_GCS_PROJECT",

@@ -26,9 +26,9 @@ from servers import free_ports
 from storage.gaps import probe
 
 from s3contents.errors import BadRequest, NotFound, Unavailable
-from s3contents.storage import gcs as gcs_module
+from s3contents.gcs.client import HTTPStatusError
+from s3contents.gcs.storage import RESUMABLE_BLOCK, GCSStorage
 from s3contents.storage.base import PutMode
-from s3contents.storage.gcs import RESUMABLE_BLOCK, GCSStorage
 
 MIB = 1024 * 1024
 
@@ -79,7 +79,7 @@ async def test_delete_many_falls_back_without_a_batch_endpoint(
     async def no_batch(self: GCSStorage, kind: str, method: str, url: str, *a: Any, **kw: Any):
         if "/batch/" in url:
             self.stats[kind] += 1
-            raise gcs_module._HTTPStatusError(404, "notFound", "Not Found")
+            raise HTTPStatusError(404, "notFound", "Not Found")
         return await real(self, kind, method, url, *a, **kw)
 
     monkeypatch.setattr(GCSStorage, "_call", no_batch)

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from s3contents.storage.gcs import _parse_rfc3339
+from s3contents.gcs.storage import _parse_rfc3339
 
 
 @pytest.mark.parametrize(

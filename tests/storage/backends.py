@@ -23,11 +23,11 @@ from typing import Any, ClassVar
 from gcs_server import GCSServer
 from servers import S3Server
 
-from s3contents.storage import gcs as gcs_module
-from s3contents.storage import s3 as s3_module
+from s3contents.gcs import storage as gcs_module
+from s3contents.gcs.storage import GCSStorage
+from s3contents.s3 import storage as s3_module
+from s3contents.s3.storage import S3Storage
 from s3contents.storage.base import Storage
-from s3contents.storage.gcs import GCSStorage
-from s3contents.storage.s3 import S3Storage
 
 __all__ = ["Backend", "GCSBackend", "S3Backend"]
 

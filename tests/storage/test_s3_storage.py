@@ -14,8 +14,8 @@ import pytest
 from servers import S3Server
 
 from s3contents.errors import Forbidden, NotFound
+from s3contents.s3.storage import S3Storage
 from s3contents.storage.base import PutMode
-from s3contents.storage.s3 import S3Storage
 
 pytestmark = pytest.mark.storage
 

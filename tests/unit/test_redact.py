@@ -254,3 +254,8 @@ def test_exc_info_without_secret_keeps_the_formatters_own_rendering() -> None:
             "app", logging.ERROR, __file__, 1, "m", (), sys.exc_info()
         )
     assert record.exc_text is None  # left to the handler's formatter
+
+
+def test_mask_key_shows_only_the_ends_of_an_access_key_id() -> None:
+    assert redact.mask_key("AKIAIOSFODNN7EXAMPLE") == "AKIA…LE"
+    assert redact.mask_key("shortkey") == "…"  # too short to show any of it

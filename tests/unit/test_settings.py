@@ -16,7 +16,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Float, Int, TraitError, Unicode
 from traitlets.config import Config, Configurable
 
-from s3contents.s3manager import S3ContentsManager, validate_bucket
+from s3contents.s3.manager import S3ContentsManager, validate_bucket
 from s3contents.settings import apply_environment, configured_names, parse_env_value
 
 # --------------------------------------------------------------------------- apply_environment

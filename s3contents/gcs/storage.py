@@ -1,14 +1,13 @@
-"""Google Cloud Storage adapter of the storage port, on ``gcsfs``'s async machinery.
+"""Google Cloud Storage adapter of the storage port (storage layer).
 
-gcsfs gives us credentials (service-account files, Google's default credentials, raw
-tokens, anonymous access), the endpoint (``endpoint_url``, ``STORAGE_EMULATOR_HOST`` or
-Google's) and the aiohttp session. The requests themselves are the JSON API's, sent from
-one choke point, :meth:`GCSStorage._call`, which counts each request in
-:attr:`~s3contents.storage.base.Storage.stats`, retries what is retryable and maps every
-failure to the package's own errors. gcsfs's own ``_call`` is not used for them because it
-reads whole bodies (no streamed downloads), retries every request six times with up to
-32 s pauses, and turns HTTP statuses into built-in exceptions that lose the difference
-between "already exists" and "changed by someone else".
+Maps each port operation to JSON API requests and their answers to port values
+(:class:`~s3contents.storage.base.ObjectInfo`, errors of :mod:`s3contents.errors`). The
+requests go through one choke point, :meth:`GCSStorage._call`, which hands them to
+:meth:`JSONAPI.send <s3contents.gcs.client.JSONAPI.send>` (credentials, session, retries,
+each attempt counted in :attr:`~s3contents.storage.base.Storage.stats`) within
+:meth:`~s3contents.storage.base.Storage._bounded`, and maps every failure to the package's
+own errors (:meth:`JSONAPI.translate <s3contents.gcs.client.JSONAPI.translate>`). The HTTP
+half lives in :mod:`s3contents.gcs.client`.
 
 How the port maps to GCS (one line per request; the kind counted in ``stats`` in brackets):
 
@@ -46,33 +45,25 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import io
 import json
 import logging
-import os
-import random
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import aiohttp
-from yarl import URL
 
 from ..errors import (
-    AlreadyExists,
-    BadCredentials,
     BadRequest,
     Conflict,
-    ContentsError,
-    Forbidden,
     NotFound,
     Unavailable,
 )
-from .base import (
+from ..storage.base import (
     MTIME_KEY,
     Copied,
     Listing,
@@ -84,39 +75,13 @@ from .base import (
     UploadPart,
     format_mtime,
     parse_mtime,
+    utc_seconds,
 )
+from .client import JSONAPI, HTTPStatusError, batch_body, batch_statuses, related_body
 
 __all__ = ["GCSStorage"]
 
 log = logging.getLogger(__name__)
-
-#: Read by gcsfs when it is imported (see :mod:`s3contents.gcs`).
-_HNS_VARIABLE = "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"
-
-
-def _import_gcsfs() -> None:
-    """Import gcsfs without its gRPC bucket-type probes (see :mod:`s3contents.gcs`).
-
-    ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT`` is read once, when gcsfs is imported; unless the
-    user set it, it is ``false`` for that import only, so processes started later (kernels)
-    do not inherit our choice.
-    """
-    ours = _HNS_VARIABLE not in os.environ
-    if ours:
-        os.environ[_HNS_VARIABLE] = "false"
-    try:
-        import gcsfs  # noqa: F401
-    except ImportError as err:
-        raise ImportError(
-            f"Google Cloud Storage needs gcsfs ({err}): install s3contents with its gcs "
-            "extra, pip install '.[gcs]' in a checkout (or 's3contents[gcs]')"
-        ) from err
-    finally:
-        if ours:
-            os.environ.pop(_HNS_VARIABLE, None)
-
-
-_import_gcsfs()
 
 #: Entries asked for per LIST page (GCS answers at most 1000).
 _PAGE = 1000
@@ -126,19 +91,6 @@ _BATCH = 100
 _BATCH_CONCURRENCY = 4
 #: Resumable uploads take chunks in multiples of this (all but the last).
 RESUMABLE_BLOCK = 256 * 1024
-#: Statuses worth another attempt.
-_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=60)
-
-
-class _HTTPStatusError(Exception):
-    """A non-success answer inside the adapter (turned into a ContentsError by _translate)."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(status)
-        self.status = status
-        self.reason = reason
-        self.message = message
 
 
 @dataclass
@@ -152,14 +104,6 @@ class _Resumable:
     buffer: bytearray = field(default_factory=bytearray)
 
 
-def _utc(dt: datetime) -> datetime:
-    # Whole seconds in UTC, as S3: a media download reports Last-Modified as an HTTP date
-    # (seconds), listings in microseconds. One precision everywhere keeps the time of a file
-    # the same whichever request saw it (JupyterLab compares them).
-    dt = dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-    return dt.replace(microsecond=0)
-
-
 def _parse_rfc3339(text: str) -> datetime:
     # "2024-01-02T03:04:05.123456789Z": Python < 3.11 knows neither "Z" nor nanoseconds.
     text = text.strip()
@@ -170,7 +114,7 @@ def _parse_rfc3339(text: str) -> datetime:
         # Python 3.10 wants exactly 3 or 6 digits of fraction.
         base, frac = head.split(".", 1)
         head = f"{base}.{frac[:6].ljust(6, '0')}"
-    return _utc(datetime.fromisoformat(head + ("+" + tz if tz else "+00:00")))
+    return utc_seconds(datetime.fromisoformat(head + ("+" + tz if tz else "+00:00")))
 
 
 def _info(obj: dict[str, Any]) -> ObjectInfo:
@@ -226,28 +170,18 @@ class GCSStorage(Storage):
         retries: int = 4,
     ) -> None:
         super().__init__()
-        from gcsfs.core import GCSFileSystem  # the core class: no zonal-bucket probes
-
         self.bucket = bucket
         self.url = f"gs://{bucket}"
         self.max_concurrency = max(1, max_concurrency)
-        self.retries = max(1, retries)
-        try:
-            self._fs = GCSFileSystem(
-                project=project or "",
-                token="google_default" if token is None else token,
-                endpoint_url=endpoint_url or None,
-                asynchronous=True,
-                skip_instance_cache=True,
-            )
-        except Exception as err:
-            # Only the type: gcsfs's and google-auth's messages may quote a raw token (a
-            # failed token check names it in the URL it could not reach).
-            raise Forbidden(
-                f"No usable Google credentials for {self.url} ({type(err).__name__}); check "
-                "the token setting or Google's default credentials"
-            ) from None
-        self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._api = JSONAPI(
+            bucket,
+            self.url,
+            self.stats,
+            project=project,
+            token=token,
+            endpoint_url=endpoint_url,
+            retries=retries,
+        )
         self._uploads: dict[str, _Resumable] = {}
         self._batch_supported = True
 
@@ -256,130 +190,23 @@ class GCSStorage(Storage):
         return self.location
 
     async def describe_credentials(self) -> str:
-        method = getattr(getattr(self._fs, "credentials", None), "method", None) or "token"
-        return {
-            "anon": "anonymous access",
-            "google_default": "Google's default credentials",
-            "cloud": "the metadata server",
-            "browser": "a browser sign-in",
-            "cache": "cached credentials",
-            "token": "a token (file or object)",
-        }.get(str(method), str(method))
+        return self._api.describe_credentials()
 
     @property
     def location(self) -> str:
         """Scheme and host of the API (``https://storage.googleapis.com`` or an emulator)."""
-        return str(self._fs._location).rstrip("/")
-
-    # -- session lifecycle ----------------------------------------------------------------
-    async def _session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        if self._session_loop is not loop:
-            # An aiohttp session belongs to the loop it was made in: drop it, closed.
-            old, self._fs._session = self._fs._session, None
-            if old is not None:
-                _discard_session(old, self._session_loop)
-            self._session_loop = loop
-        session: aiohttp.ClientSession = await self._fs._set_session()
-        return session
+        return self._api.location
 
     async def close(self) -> None:
-        session, self._fs._session = self._fs._session, None
-        self._session_loop = None
-        if session is not None and not session.closed:
-            with contextlib.suppress(Exception):
-                await session.close()
-
-    async def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        creds = self._fs.credentials
-        if creds.credentials is not None:
-            with contextlib.suppress(AttributeError):
-                if not creds._credentials_valid(300):
-                    # A refresh is a blocking HTTP call in google-auth: keep it off the loop.
-                    await asyncio.to_thread(creds.maybe_refresh)
-        headers: dict[str, str] = self._fs._get_headers(dict(extra or {}))
-        return headers
+        await self._api.close()
 
     # -- the choke point ------------------------------------------------------------------
-    def _api_url(
-        self, path: str, params: dict[str, Any] | None = None, upload: bool = False
-    ) -> str:
-        base = f"{self.location}/{'upload/' if upload else ''}storage/v1/{path}"
-        query = {k: v for k, v in (params or {}).items() if v is not None}
-        return base + ("?" + urlencode(query, quote_via=quote) if query else "")
-
-    def _object_path(self, key: str) -> str:
-        return f"b/{quote(self.bucket, safe='')}/o/{quote(key, safe='')}"
-
     async def _call(
         self, kind: str, method: str, url: str, key: str | None = None, **kwargs: Any
     ) -> aiohttp.ClientResponse:
-        """:meth:`_send` within the request time limit (retries included)."""
-        return await self._bounded(self._send(kind, method, url, key, **kwargs), kind, key)
-
-    async def _send(
-        self,
-        kind: str,
-        method: str,
-        url: str,
-        key: str | None = None,
-        *,
-        headers: dict[str, str] | None = None,
-        data: bytes | None = None,
-        ok: Iterable[int] = (),
-        retry: bool = True,
-        stream: bool = False,
-    ) -> aiohttp.ClientResponse:
-        """Send one request; return the response (read, unless ``stream``).
-
-        Statuses below 300, and those in ``ok``, are answers; anything else raises a
-        :class:`~s3contents.errors.ContentsError` built by :meth:`_translate`. A streamed
-        response must be released by the caller.
-        """
-        accepted = set(ok)
-        attempts = self.retries if retry else 1
-        for attempt in range(attempts):
-            if attempt:
-                await asyncio.sleep(min(0.25 * 2 ** (attempt - 1), 4.0) * (0.5 + random.random()))
-            try:
-                request_headers = await self._headers(headers)
-            except Exception as err:  # only credentials code runs here
-                raise Forbidden(
-                    f"Could not get Google credentials for {self.url}: {type(err).__name__}",
-                    path=key,
-                ) from None
-            self.stats[kind] += 1
-            try:
-                session = await self._session()
-                resp = await session.request(
-                    method,
-                    URL(url, encoded=True),
-                    headers=request_headers,
-                    # aiohttp warns that big bytes bodies "might lock the event loop";
-                    # a file-like body is sent piece by piece (fresh for each attempt).
-                    data=io.BytesIO(data) if data is not None and len(data) > 1 << 20 else data,
-                    timeout=_TIMEOUT,
-                    allow_redirects=False,
-                )
-                if resp.status < 300 or resp.status in accepted:
-                    if not stream:
-                        await resp.read()
-                    return resp
-                body = await resp.read()
-                resp.release()
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
-                if attempt + 1 < attempts:
-                    continue
-                raise Unavailable(
-                    f"Object storage {self.url} is unreachable ({type(err).__name__}); "
-                    "try again later",
-                    path=key,
-                ) from None
-            if resp.status in _RETRY_STATUS and attempt + 1 < attempts:
-                continue
-            reason, message = _error_details(body)
-            raise _HTTPStatusError(resp.status, reason, message)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """One request (:meth:`JSONAPI.send <s3contents.gcs.client.JSONAPI.send>`, its
+        retries included) within the request time limit; HTTP errors untranslated."""
+        return await self._bounded(self._api.send(kind, method, url, key, **kwargs), kind, key)
 
     async def _request(
         self,
@@ -394,73 +221,31 @@ class GCSStorage(Storage):
         """:meth:`_call`, with HTTP errors translated; ``create``: 412 means "exists"."""
         try:
             return await self._call(kind, method, url, key, **kwargs)
-        except _HTTPStatusError as err:
-            raise self._translate(err, kind, key, create) from None
+        except HTTPStatusError as err:
+            raise self._api.translate(err, kind, key, create) from None
 
-    def _error_for_metrics(self, err: BaseException, what: str, key: str | None) -> BaseException:
+    def _reported_error(self, err: BaseException, what: str, key: str | None) -> BaseException:
         # _call raises HTTP errors untranslated (_request and _delete_batch translate them).
-        if isinstance(err, _HTTPStatusError):
-            return self._translate(err, what, key, False)
+        if isinstance(err, HTTPStatusError):
+            return self._api.translate(err, what, key, False)
         return err
 
-    def _translate(
-        self, err: _HTTPStatusError, kind: str, key: str | None, create: bool
-    ) -> ContentsError:
-        # Our own words from the status and GCS's reason code: the server's text is shown
-        # only for refusals of bad input, where it says what is wrong (it never carries
-        # credentials; URLs and headers are never quoted).
-        status, reason = err.status, err.reason
-        what = f"{kind} {key}" if key else kind
-        if status == 404:
-            if kind == "LIST" or "bucket does not exist" in err.message.lower():
-                return Unavailable(f"Bucket {self.bucket!r} does not exist", path=key)
-            return NotFound(f"No such object: {key}", path=key)
-        if status == 412:
-            if create:
-                return AlreadyExists(f"Already exists: {key}", path=key)
-            return Conflict(f"{key} was changed by someone else", path=key)
-        if status == 409:
-            return Conflict(f"A concurrent write to {key} won; try again", path=key)
-        if status == 401:
-            return BadCredentials(
-                f"Object storage rejected the credentials ({reason or status}) for {what} "
-                f"in {self.url}",
-                path=key,
-            )
-        if status == 403:
-            return Forbidden(
-                f"Access denied by object storage ({reason or status}) for {what} in {self.url}",
-                path=key,
-            )
-        if status in (400, 411, 413, 416):
-            detail = f": {err.message[:200]}" if err.message else ""
-            return BadRequest(f"Object storage refused {what} ({status}){detail}", path=key)
-        code = f"{status} {reason}" if reason else str(status)
-        return Unavailable(f"Object storage error {code} on {what}; try again later", path=key)
-
     async def _json(self, resp: aiohttp.ClientResponse) -> dict[str, Any]:
-        body = await resp.read()
-        if not body:
-            return {}
-        try:
-            value = json.loads(body)
-        except ValueError:
-            raise Unavailable(f"Object storage {self.url} answered something not JSON") from None
-        return value if isinstance(value, dict) else {}
+        return await self._api.json(resp)
 
     # -- reads ----------------------------------------------------------------------------
     async def head(self, key: str) -> ObjectInfo:
-        url = self._api_url(self._object_path(key))
+        url = self._api.api_url(self._api.object_path(key))
         return _info(await self._json(await self._request("HEAD", "GET", url, key)))
 
     async def get(self, key: str) -> tuple[bytes, ObjectInfo]:
-        url = self._api_url(self._object_path(key), {"alt": "media"})
+        url = self._api.api_url(self._api.object_path(key), {"alt": "media"})
         resp = await self._request("GET", "GET", url, key)
         data = await resp.read()
         return data, _media_info(key, resp, len(data))
 
     async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
-        url = self._api_url(self._object_path(key), {"alt": "media"})
+        url = self._api.api_url(self._api.object_path(key), {"alt": "media"})
         resp = await self._request("GET", "GET", url, key, stream=True)
         try:
             async for chunk in resp.content.iter_chunked(chunk_size):
@@ -485,7 +270,7 @@ class GCSStorage(Storage):
                     "prefixes,nextPageToken"
                 ),
             }
-            url = self._api_url(f"b/{quote(self.bucket, safe='')}/o", params)
+            url = self._api.api_url(self._api.objects_path, params)
             body = await self._json(await self._request("LIST", "GET", url, prefix))
             yield body
             token = body.get("nextPageToken")
@@ -542,24 +327,15 @@ class GCSStorage(Storage):
         }
         if mtime is not None:
             metadata["metadata"] = {MTIME_KEY: format_mtime(mtime)}
-        boundary = f"==s3contents{secrets.token_hex(12)}=="
-        body = b"".join(
-            [
-                f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
-                json.dumps(metadata).encode(),
-                f"\r\n--{boundary}\r\nContent-Type: {metadata['contentType']}\r\n\r\n".encode(),
-                data,
-                f"\r\n--{boundary}--\r\n".encode(),
-            ]
-        )
-        url = self._api_url(f"b/{quote(self.bucket, safe='')}/o", params, upload=True)
+        body_type, body = related_body(metadata, data)
+        url = self._api.api_url(self._api.objects_path, params, upload=True)
         resp = await self._request(
             "PUT",
             "POST",
             url,
             key,
             create=mode is PutMode.CREATE,
-            headers={"Content-Type": f'multipart/related; boundary="{boundary}"'},
+            headers={"Content-Type": body_type},
             data=body,
         )
         generation = (await self._json(resp)).get("generation")
@@ -589,9 +365,9 @@ class GCSStorage(Storage):
             if not etag:
                 raise ValueError("IF_MATCH needs an etag (the object's generation)")
             params["ifGenerationMatch"] = etag
-        path = f"{self._object_path(src)}/rewriteTo/{self._object_path(dst)}"
+        path = f"{self._api.object_path(src)}/rewriteTo/{self._api.object_path(dst)}"
         while True:
-            url = self._api_url(path, params)
+            url = self._api.api_url(path, params)
             try:
                 resp = await self._request(
                     "COPY",
@@ -618,7 +394,7 @@ class GCSStorage(Storage):
 
     async def delete(self, key: str, *, etag: str | None = None) -> None:
         params = {"ifGenerationMatch": etag} if etag else None
-        url = self._api_url(self._object_path(key), params)
+        url = self._api.api_url(self._api.object_path(key), params)
         await self._request("DELETE", "DELETE", url, key, ok=(404,))
 
     async def delete_many(
@@ -660,16 +436,12 @@ class GCSStorage(Storage):
         """One batch request deleting ``keys``: the keys that changed meanwhile (their
         generation no longer the one in ``etags``), or None if the server has no batch
         endpoint."""
-        boundary = f"s3contents{secrets.token_hex(12)}"
-        parts = []
-        for i, key in enumerate(keys):
+        lines = []
+        for key in keys:
             generation = etags.get(key)
             query = f"?ifGenerationMatch={quote(generation, safe='')}" if generation else ""
-            parts.append(
-                f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: <{i + 1}>\r\n"
-                f"\r\nDELETE /storage/v1/{self._object_path(key)}{query} HTTP/1.1\r\n\r\n\r\n"
-            )
-        body = ("".join(parts) + f"--{boundary}--\r\n").encode()
+            lines.append(f"DELETE /storage/v1/{self._api.object_path(key)}{query} HTTP/1.1")
+        body_type, body = batch_body(lines)
         url = f"{self.location}/batch/storage/v1"
         try:
             resp = await self._call(
@@ -677,16 +449,16 @@ class GCSStorage(Storage):
                 "POST",
                 url,
                 keys[0],
-                headers={"Content-Type": f"multipart/mixed; boundary={boundary}"},
+                headers={"Content-Type": body_type},
                 data=body,
             )
-        except _HTTPStatusError as err:
+        except HTTPStatusError as err:
             if err.status in (404, 405, 501):
                 log.info("%s has no batch endpoint: deleting objects one by one", self.location)
                 self._batch_supported = False
                 return None
-            raise self._translate(err, "DELETE", keys[0], False) from None
-        statuses = _batch_statuses(await resp.read(), resp.headers.get("Content-Type", ""))
+            raise self._api.translate(err, "DELETE", keys[0], False) from None
+        statuses = batch_statuses(await resp.read(), resp.headers.get("Content-Type", ""))
         if len(statuses) != len(keys):
             self._batch_supported = False
             return None
@@ -699,7 +471,9 @@ class GCSStorage(Storage):
         if failed:
             key, status = failed[0]
             reason, message = next((details for (s, details) in statuses if s == status), ("", ""))
-            first = self._translate(_HTTPStatusError(status, reason, message), "DELETE", key, False)
+            first = self._api.translate(
+                HTTPStatusError(status, reason, message), "DELETE", key, False
+            )
             raise type(first)(
                 f"Could not delete {len(failed)} object(s), first {key}: {first.message}",
                 path=key,
@@ -708,9 +482,7 @@ class GCSStorage(Storage):
 
     # -- multipart: resumable uploads -----------------------------------------------------
     async def multipart_begin(self, key: str, content_type: str | None = None) -> str:
-        url = self._api_url(
-            f"b/{quote(self.bucket, safe='')}/o", {"uploadType": "resumable"}, upload=True
-        )
+        url = self._api.api_url(self._api.objects_path, {"uploadType": "resumable"}, upload=True)
         metadata = {"name": key, "contentType": content_type or "application/octet-stream"}
         resp = await self._request(
             "POST",
@@ -821,83 +593,23 @@ class GCSStorage(Storage):
     # -- bucket ---------------------------------------------------------------------------
     async def check_bucket(self) -> None:
         """Raise :class:`Unavailable`/:class:`Forbidden` unless the bucket answers."""
-        url = self._api_url(f"b/{quote(self.bucket, safe='')}")
+        url = self._api.api_url(self._api.bucket_path)
         try:
             await self._request("HEAD", "GET", url)
         except NotFound:
             raise Unavailable(f"Bucket {self.bucket!r} does not exist") from None
 
 
-def _discard_session(
-    session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop | None
-) -> None:
-    """Close a session of another loop: on that loop if it still runs, else its sockets."""
-    if session.closed:
-        return
-    if loop is not None and loop.is_running() and not loop.is_closed():
-        asyncio.run_coroutine_threadsafe(session.close(), loop)
-        return
-    connector = session.connector
-    if connector is not None:
-        with contextlib.suppress(Exception):
-            connector._close()
-
-
 def _media_info(key: str, resp: aiohttp.ClientResponse, size: int) -> ObjectInfo:
     modified = resp.headers.get("Last-Modified")
     try:
-        when = _utc(parsedate_to_datetime(modified)) if modified else None
+        when = utc_seconds(parsedate_to_datetime(modified)) if modified else None
     except (TypeError, ValueError):
         when = None
     written = parse_mtime(resp.headers.get(f"X-Goog-Meta-{MTIME_KEY}"))
     return ObjectInfo(
         key=key,
         size=size,
-        last_modified=written or when or _utc(datetime.now(timezone.utc)),
+        last_modified=written or when or utc_seconds(datetime.now(timezone.utc)),
         etag=resp.headers.get("X-Goog-Generation"),
     )
-
-
-def _error_details(body: bytes) -> tuple[str, str]:
-    """GCS's reason code and message out of an error body (JSON API errors)."""
-    try:
-        error = json.loads(body).get("error", {})
-    except (ValueError, AttributeError):
-        return "", ""
-    if not isinstance(error, dict):
-        return "", str(error)[:200]
-    reason = ""
-    errors = error.get("errors")
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        reason = str(errors[0].get("reason", ""))
-    return reason, str(error.get("message", ""))
-
-
-def _batch_statuses(body: bytes, content_type: str) -> list[tuple[int, tuple[str, str]]]:
-    """The status (and error details) of each part of a batch answer, in order."""
-    boundary = ""
-    for item in content_type.split(";"):
-        name, _, value = item.strip().partition("=")
-        if name.lower() == "boundary":
-            boundary = value.strip('"')
-    if not boundary:
-        return []
-    out: list[tuple[int, tuple[str, str]]] = []
-    for part in body.split(b"--" + boundary.encode())[1:]:
-        if part.startswith(b"--"):
-            break
-        marker = part.find(b"HTTP/1.1 ")
-        if marker < 0:
-            continue
-        status_line = part[marker:].split(b"\r\n", 1)[0].split(b"\n", 1)[0]
-        try:
-            status = int(status_line.split()[1])
-        except (IndexError, ValueError):
-            continue
-        details = ("", "")
-        if status >= 300:
-            brace = part.find(b"{", marker)
-            if brace >= 0:
-                details = _error_details(part[brace:].strip())
-        out.append((status, details))
-    return out

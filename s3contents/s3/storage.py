@@ -40,7 +40,8 @@ from ..errors import (
     NotFound,
     Unavailable,
 )
-from .base import (
+from ..redact import mask_key
+from ..storage.base import (
     MTIME_KEY,
     Copied,
     Listing,
@@ -52,7 +53,9 @@ from .base import (
     UploadPart,
     format_mtime,
     parse_mtime,
+    utc_seconds,
 )
+from .timestamps import use_fast_timestamps
 
 __all__ = ["S3Storage"]
 
@@ -121,17 +124,9 @@ _BAD = frozenset(
 )
 
 
-def _utc(dt: datetime) -> datetime:
-    # Whole seconds in UTC: HEAD and GET report Last-Modified as an HTTP date (seconds),
-    # listings and copy results in milliseconds. One precision everywhere keeps the time
-    # of a file the same whichever request saw it (JupyterLab compares them).
-    dt = dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-    return dt.replace(microsecond=0)
-
-
 def _written(r: dict[str, Any]) -> datetime:
     """The write time of a HEAD or GET answer: ours from the metadata, else LastModified."""
-    return parse_mtime((r.get("Metadata") or {}).get(MTIME_KEY)) or _utc(r["LastModified"])
+    return parse_mtime((r.get("Metadata") or {}).get(MTIME_KEY)) or utc_seconds(r["LastModified"])
 
 
 def _etag(raw: str | None) -> str | None:
@@ -211,7 +206,10 @@ class S3Storage(Storage):
             self._client_loop = loop
         async with self._lock:
             if self._client is None:
-                session = self._session or get_session()
+                # Making a client reads botocore's S3 model (JSON files of several MB, about
+                # 0.1 s of CPU): in a thread, so that the first request does not stall the
+                # loop and every request of the server waiting on it.
+                session = await asyncio.to_thread(_prepared_session, self._session)
                 stack = contextlib.AsyncExitStack()
                 client = await stack.enter_async_context(
                     session.create_client(
@@ -266,7 +264,7 @@ class S3Storage(Storage):
                 path=key,
             ) from None
 
-    def _error_for_metrics(self, err: BaseException, what: str, key: str | None) -> BaseException:
+    def _reported_error(self, err: BaseException, what: str, key: str | None) -> BaseException:
         # A missing bucket is a failure of the configuration, not an answer (check_bucket).
         if what == "HeadBucket" and isinstance(err, NotFound):
             return Unavailable(f"Bucket {self.bucket!r} does not exist")
@@ -473,7 +471,7 @@ class S3Storage(Storage):
             raise NotFound(f"No such object: {src}", path=src) from None
         result = r.get("CopyObjectResult", {})
         modified = result.get("LastModified")
-        return Copied(_etag(result.get("ETag")), _utc(modified) if modified else None)
+        return Copied(_etag(result.get("ETag")), utc_seconds(modified) if modified else None)
 
     async def delete(self, key: str, *, etag: str | None = None) -> None:
         if etag is None:
@@ -574,7 +572,7 @@ class S3Storage(Storage):
             for upload in r.get("Uploads", ()):
                 key = str(upload.get("Key", ""))
                 if key.startswith(prefix) and upload.get("UploadId") and upload.get("Initiated"):
-                    initiated = _utc(upload["Initiated"]) + skew
+                    initiated = utc_seconds(upload["Initiated"]) + skew
                     found.append(PendingUpload(key, str(upload["UploadId"]), initiated))
             if not r.get("IsTruncated"):
                 return found
@@ -600,7 +598,7 @@ class S3Storage(Storage):
                 count += 1
                 size += int(part.get("Size") or 0)
                 if part.get("LastModified"):
-                    stored = _utc(part["LastModified"]) + skew
+                    stored = utc_seconds(part["LastModified"]) + skew
                     newest = stored if newest is None else max(newest, stored)
             following = int(r.get("NextPartNumberMarker") or 0)
             if not r.get("IsTruncated") or following <= marker:
@@ -671,15 +669,18 @@ _CREDENTIAL_SOURCES = {
 }
 
 
-def mask_key(key: str) -> str:
-    """An access key id shown safely: first 4 and last 2 characters."""
-    return f"{key[:4]}…{key[-2:]}" if len(key) > 8 else "…"
-
-
 def _info(obj: dict[str, Any]) -> ObjectInfo:
-    return ObjectInfo(
-        obj["Key"], int(obj.get("Size", 0)), _utc(obj["LastModified"]), _etag(obj.get("ETag"))
-    )
+    modified = utc_seconds(obj["LastModified"])
+    return ObjectInfo(obj["Key"], int(obj.get("Size", 0)), modified, _etag(obj.get("ETag")))
+
+
+def _prepared_session(given: AioSession | None) -> AioSession:
+    """The session to make the client from (``given``, else a new one with the AWS chain),
+    with botocore's S3 model loaded and the fast timestamp parser (runs in a thread)."""
+    session = given or get_session()
+    use_fast_timestamps(session)
+    session.warm_up_loader_caches("s3")
+    return session
 
 
 def _clock_skew(response: dict[str, Any]) -> timedelta:
