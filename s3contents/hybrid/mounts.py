@@ -37,6 +37,7 @@ from jupyter_server.services.contents.largefilemanager import (
     AsyncLargeFileManager,
     LargeFileManager,
 )
+from jupyter_server.services.contents.manager import ContentsManager
 from jupyter_server.utils import ApiPath, to_os_path
 from traitlets import TraitError
 
@@ -119,7 +120,7 @@ class MountEvents(EventLogger):
     manager's logger (the server's) with the mount's name put in front of the paths, except
     during a cross-mount copy or rename (:func:`quiet`), which emits its own single event."""
 
-    def __init__(self, hybrid: Any, mount: str) -> None:
+    def __init__(self, hybrid: ContentsManager, mount: str) -> None:
         super().__init__()
         self._hybrid = hybrid
         self._mount = mount
