@@ -12,7 +12,7 @@ import contextlib
 import inspect
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -116,4 +116,4 @@ class Download:
     size: int | None
     last_modified: datetime | None
     etag: str | None
-    read: Callable[[int], AsyncIterator[bytes]]
+    read: Callable[[int], AsyncGenerator[bytes, None]]

@@ -86,7 +86,7 @@ class StreamingFilesHandler(JupyterHandler):
         found = await self._download(path)
         try:
             # aclosing: a client that goes away must not leave the storage response open.
-            async with contextlib.aclosing(found.read(CHUNK)) as pieces:  # type: ignore[type-var]
+            async with contextlib.aclosing(found.read(CHUNK)) as pieces:
                 async for piece in pieces:
                     self.write(piece)
                     await self.flush()

@@ -244,7 +244,7 @@ class GCSStorage(Storage):
         data = await resp.read()
         return data, _media_info(key, resp, len(data))
 
-    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncGenerator[bytes, None]:
         url = self._api.api_url(self._api.object_path(key), {"alt": "media"})
         resp = await self._request("GET", "GET", url, key, stream=True)
         try:

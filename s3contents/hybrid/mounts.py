@@ -26,7 +26,7 @@ import contextlib
 import contextvars
 import os
 import stat as stat_module
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -191,10 +191,10 @@ class BucketMount:
         return await self.cm.download(rel)
 
     async def read_pieces(self, rel: str, size: int) -> AsyncGenerator[bytes, None]:
-        # One streamed GET, no HEAD first: ``download`` would add a HEAD per file copied
-        # (a copy's source was already asked for its type; a folder's files come from its
-        # listing), so this reads the manager's public ``storage`` and ``keys`` instead.
-        stream: Any = self.cm.storage.stream(self.cm.keys.key(rel), size)
+        # One streamed GET, no HEAD first (``download`` would add a HEAD per file copied:
+        # a copy's source was already asked for its type; a folder's files come from its
+        # listing).
+        stream = self.cm.stream(rel, size)
         buffer = bytearray()
         async with contextlib.aclosing(stream) as received:
             async for data in received:
@@ -270,7 +270,7 @@ class LocalMount:
         if not stat_module.S_ISREG(stat.st_mode):
             raise NotFound("Not a file", path=full)
 
-        def read(size: int) -> AsyncIterator[bytes]:
+        def read(size: int) -> AsyncGenerator[bytes, None]:
             return _read_local(os_path, size)
 
         modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
@@ -309,7 +309,7 @@ class OtherMount:
         cm = self.cm
         model = await call(cm.get, rel, type="file", content=False)
 
-        async def read(size: int) -> AsyncIterator[bytes]:
+        async def read(size: int) -> AsyncGenerator[bytes, None]:
             full = await call(cm.get, rel, type="file", content=True)
             if full.get("format") == "base64":
                 yield base64.b64decode(full["content"])
@@ -388,7 +388,7 @@ class Place:
         return model
 
 
-async def _read_local(os_path: str, size: int) -> AsyncIterator[bytes]:
+async def _read_local(os_path: str, size: int) -> AsyncGenerator[bytes, None]:
     with await asyncio.to_thread(open, os_path, "rb") as file:
         while piece := await asyncio.to_thread(file.read, size):
             yield piece

@@ -12,7 +12,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -356,7 +356,7 @@ class S3Storage(Storage):
         info = ObjectInfo(key, len(data), _written(r), _etag(r.get("ETag")))
         return data, info
 
-    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncGenerator[bytes, None]:
         r = await self._call("GetObject", key, Key=key)
         async with r["Body"] as body:
             async for chunk in body.iter_chunks(chunk_size):

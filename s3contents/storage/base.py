@@ -18,7 +18,7 @@ import builtins
 import enum
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol, TypeVar
@@ -252,7 +252,7 @@ class Storage(abc.ABC):
         """Whole content and metadata of ``key``; :class:`NotFound` if absent."""
 
     @abc.abstractmethod
-    def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+    def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncGenerator[bytes, None]:
         """Yield the content of ``key`` in pieces of at most ``chunk_size`` bytes."""
 
     @abc.abstractmethod
