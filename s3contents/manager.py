@@ -5,13 +5,15 @@ on the storage port of :mod:`s3contents.storage`. Provider classes
 (:class:`~s3contents.S3ContentsManager`, :class:`~s3contents.gcs.GCSContentsManager`)
 only declare their settings and build the adapter.
 
-The manager holds the Jupyter API and orchestrates; the rules live below it: names and keys
-in :mod:`~s3contents.paths`, models in :mod:`~s3contents.models`, whole folders and the
-rename protocol in :mod:`~s3contents.folders`, save hooks in :mod:`~s3contents.hooks`,
-uploads in :mod:`~s3contents.uploads`, checkpoints in :mod:`~s3contents.checkpoints`. Each
-public method passes :func:`_api`, where the package's errors become HTTP errors. Each
-operation spends as few storage requests as it can (docs/architecture.md, "Request
-budget"): a listing is one LIST, an open one GET, a save one PUT.
+The manager holds the Jupyter API and orchestrates; the rules live below it: its settings
+and parts in :mod:`~s3contents.settings` and :mod:`~s3contents.parts`, names and keys in
+:mod:`~s3contents.paths`, models in :mod:`~s3contents.models`, files and folders as objects
+in :mod:`~s3contents.tree` (with :mod:`~s3contents.folders` and the rename protocol of
+:mod:`~s3contents.renames`), save hooks in :mod:`~s3contents.hooks`, uploads in
+:mod:`~s3contents.uploads`, checkpoints in :mod:`~s3contents.checkpoints`. Each public
+method passes :func:`_api`, where the package's errors become HTTP errors. Each operation
+spends as few storage requests as it can (docs/architecture.md, "Request budget"): a
+listing is one LIST, an open one GET, a save one PUT.
 """
 
 from __future__ import annotations

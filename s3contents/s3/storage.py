@@ -31,9 +31,6 @@ from botocore.exceptions import (
 )
 
 from ..errors import (
-    AlreadyExists,
-    BadCredentials,
-    BadRequest,
     Conflict,
     ContentsError,
     Forbidden,
@@ -55,6 +52,8 @@ from ..storage.base import (
     parse_mtime,
     utc_seconds,
 )
+from .credentials import describe_session
+from .errors import BAD_CREDENTIALS, DENIED, PRECONDITION, denied, translate
 from .timestamps import use_fast_timestamps
 
 __all__ = ["S3Storage"]
@@ -81,14 +80,6 @@ _KIND = {
 }
 #: Operations that create objects: these get SSE and the additional write arguments.
 _WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
-#: Operations that change the bucket: refused ones say "write access denied".
-_CHANGES = _WRITES | {
-    "DeleteObject",
-    "DeleteObjects",
-    "UploadPart",
-    "CompleteMultipartUpload",
-    "AbortMultipartUpload",
-}
 
 #: Uploads (and parts) asked for per ListMultipartUploads (ListParts) page: AWS's most.
 _UPLOADS_PAGE = 1000
@@ -99,29 +90,6 @@ _CLOCK_TOLERANCE = timedelta(seconds=2)
 #: Keys asked for per LIST page. AWS answers at most 1000 whatever we ask; servers that
 #: allow larger pages (SeaweedFS, MinIO) then answer a big folder in one request.
 _PAGE = 10000
-
-_NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchUpload"})
-_BAD_CREDENTIALS = frozenset(
-    {
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "InvalidToken",
-        "TokenRefreshRequired",
-    }
-)
-_DENIED = _BAD_CREDENTIALS | {
-    "AccessDenied",
-    "403",
-    "Forbidden",
-    "AllAccessDisabled",
-    "AccountProblem",
-}
-_PRECONDITION = frozenset({"PreconditionFailed", "412"})
-_CONFLICT = frozenset({"ConditionalRequestConflict", "OperationAborted", "409"})
-_BAD = frozenset(
-    {"InvalidArgument", "InvalidRequest", "KeyTooLongError", "EntityTooLarge", "InvalidPart"}
-)
 
 
 def _written(r: dict[str, Any]) -> datetime:
@@ -248,7 +216,7 @@ class S3Storage(Storage):
         try:
             return await method(Bucket=self.bucket, **kwargs)
         except ClientError as err:
-            error = self._translate(err, op, key, kwargs)
+            error = translate(err, op, key, kwargs, self.bucket, self.url, self.endpoint)
             if op in ("HeadObject", "HeadBucket") and type(error) is Forbidden:
                 error = await self._explain_head_403(client, op, key, error)
             raise error from None
@@ -286,56 +254,11 @@ class S3Storage(Storage):
                 async with r["Body"]:
                     pass
         except ClientError as err:
-            if str(err.response.get("Error", {}).get("Code", "")) in _BAD_CREDENTIALS:
-                return self._translate(err, op, key, {})
+            if str(err.response.get("Error", {}).get("Code", "")) in BAD_CREDENTIALS:
+                return translate(err, op, key, {}, self.bucket, self.url, self.endpoint)
         except (BotoCoreError, OSError, asyncio.TimeoutError):
             pass
         return error
-
-    def _denied(self, code: str, op: str, what: str, key: str | None) -> Forbidden:
-        """Refused access (valid credentials): writes say so, reads name what was refused."""
-        if op in _CHANGES:
-            return Forbidden(
-                f"Write access denied by object storage ({code}) for {what} in {self.url}: "
-                "these credentials are not allowed to write there (read-only?)",
-                path=key,
-            )
-        return Forbidden(
-            f"Access denied by object storage ({code}) for {what} in {self.url}", path=key
-        )
-
-    def _translate(
-        self, err: ClientError, op: str, key: str | None, kwargs: dict[str, Any]
-    ) -> ContentsError:
-        # Build our own message from the error code: the provider's text is safe, but the
-        # exception object also carries request details we never want in a log line.
-        error = err.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        what = f"{op} {key}" if key else op
-        if code == "NoSuchBucket":
-            return Unavailable(f"Bucket {self.bucket!r} does not exist", path=key)
-        if code in _NOT_FOUND or status == 404:
-            return NotFound(f"No such object: {key}", path=key)
-        if code in _PRECONDITION or status == 412:
-            if kwargs.get("IfNoneMatch") == "*":
-                return AlreadyExists(f"Already exists: {key}", path=key)
-            return Conflict(f"{key} was changed by someone else", path=key)
-        if code in _CONFLICT or status == 409:
-            return Conflict(f"A concurrent write to {key} won; try again", path=key)
-        if code in _BAD_CREDENTIALS:
-            return BadCredentials(
-                f"Access denied: object storage at {self.endpoint} rejected the credentials "
-                f"({code}) for {what} in {self.url}",
-                path=key,
-            )
-        if code in _DENIED or status == 403:
-            return self._denied(code, op, what, key)
-        if code in _BAD or status == 400:
-            return BadRequest(f"Object storage refused {what}: {code}", path=key)
-        return Unavailable(
-            f"Object storage error {code or status} on {what}; try again later", path=key
-        )
 
     # -- reads ----------------------------------------------------------------------------
     async def head(self, key: str) -> ObjectInfo:
@@ -511,16 +434,16 @@ class S3Storage(Storage):
             etag = etags.get(k)
             objects.append({"Key": k, "ETag": f'"{etag}"'} if etag else {"Key": k})
         r = await self._call("DeleteObjects", keys[0], Delete={"Objects": objects, "Quiet": True})
-        changed = [e.get("Key", "") for e in r.get("Errors", ()) if e.get("Code") in _PRECONDITION]
+        changed = [e.get("Key", "") for e in r.get("Errors", ()) if e.get("Code") in PRECONDITION]
         errors = [
-            e for e in r.get("Errors", ()) if e.get("Code") not in _PRECONDITION | {"NoSuchKey"}
+            e for e in r.get("Errors", ()) if e.get("Code") not in PRECONDITION | {"NoSuchKey"}
         ]
         if errors:
             first = errors[0]
             code = first.get("Code", "")
-            if code in _DENIED:
+            if code in DENIED:
                 what = f"DeleteObjects of {len(errors)} object(s) (first {first.get('Key')})"
-                raise self._denied(code, "DeleteObjects", what, first.get("Key"))
+                raise denied(code, "DeleteObjects", what, first.get("Key"), self.url)
             raise Unavailable(
                 f"Could not delete {len(errors)} object(s), first {first.get('Key')}: {code}",
                 path=first.get("Key"),
@@ -629,17 +552,7 @@ class S3Storage(Storage):
         key = self._client_kwargs.get("aws_access_key_id")
         if key:
             return f"access key {mask_key(key)} from the configuration"
-        session = self._session or get_session()
-        try:
-            creds = await session.get_credentials()
-        except BotoCoreError as err:
-            raise Forbidden(f"Could not resolve AWS credentials ({type(err).__name__})") from None
-        if creds is None:
-            raise Forbidden("No AWS credentials found in the configuration or the AWS chain")
-        frozen = await creds.get_frozen_credentials()
-        method = getattr(creds, "method", None) or "session"
-        source = _CREDENTIAL_SOURCES.get(method, method)
-        return f"access key {mask_key(frozen.access_key)} from {source}"
+        return await describe_session(self._session or get_session())
 
     # -- bucket ---------------------------------------------------------------------------
     async def check_bucket(self) -> None:
@@ -655,20 +568,6 @@ class S3Storage(Storage):
 
 
 #: botocore's credential ``method`` names, in words.
-_CREDENTIAL_SOURCES = {
-    "env": "the environment (AWS_ACCESS_KEY_ID)",
-    "shared-credentials-file": "the shared credentials file (~/.aws/credentials)",
-    "config-file": "the AWS config file (~/.aws/config)",
-    "assume-role": "an assumed role (profile)",
-    "assume-role-with-web-identity": "web identity (AWS_WEB_IDENTITY_TOKEN_FILE)",
-    "sso": "AWS SSO",
-    "container-role": "the container's role",
-    "iam-role": "the instance's IAM role",
-    "explicit": "the session (boto3_session / init_s3_hook)",
-    "custom-process": "a credential_process",
-}
-
-
 def _info(obj: dict[str, Any]) -> ObjectInfo:
     modified = utc_seconds(obj["LastModified"])
     return ObjectInfo(obj["Key"], int(obj.get("Size", 0)), modified, _etag(obj.get("ETag")))
