@@ -19,6 +19,7 @@ listing is one LIST, an open one GET, a save one PUT.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime, timezone
@@ -26,7 +27,7 @@ from typing import Any, TypeVar, cast
 
 from tornado.web import HTTPError
 
-from . import models
+from . import handoff, models
 from .collab import drop_stale_file_ids, move_file_ids
 from .contents import Download, copy_name, create_unique
 from .errors import (
@@ -52,16 +53,18 @@ _THREAD_THRESHOLD = 256 * 1024
 
 
 def _api(func: F) -> F:
-    """A public method of the contents API: the bucket is checked at the first call, and
-    the package's errors leave as HTTP errors (:func:`s3contents.errors.http_errors`)."""
+    """A public method of the contents API: the bucket is checked at the first call, what
+    the request's previous call handed over is taken (:mod:`s3contents.handoff`), and the
+    package's errors leave as HTTP errors (:func:`s3contents.errors.http_errors`)."""
 
     @functools.wraps(func)
     @http_errors
     async def wrapper(self: ObjectStoreContentsManager, *args: Any, **kwargs: Any) -> Any:
         self._remember_loop()
-        if not self._storage_checked:
-            await self._check_storage()
-        return await func(self, *args, **kwargs)
+        with handoff.receiving():
+            if not self._storage_checked:
+                await self._check_storage()
+            return await func(self, *args, **kwargs)
 
     return cast(F, wrapper)
 
@@ -114,17 +117,21 @@ class ObjectStoreContentsManager(ManagerParts):
     @_api
     async def file_exists(self, path: str = "") -> bool:
         api_path = self._norm(path)
-        if self._uploads is None or not api_path:
-            return await self.tree.info(api_path) is not None
-        # jupyter_server's PUT handler asks before each chunk of an upload: the upload
-        # changes nothing at the key until it completes, so its session remembers the answer.
+        if not api_path:
+            return False
         key = self.keys.key(api_path)
-        known = self._uploads.object_exists(key)
-        if known is not None:
-            return bool(known)
-        exists = await self.tree.info(api_path) is not None
-        self._uploads.note_object_exists(key, exists)
-        return exists
+        if self._uploads is not None:
+            # jupyter_server's PUT handler asks before each chunk of an upload: the upload
+            # changes nothing at the key until it completes, so its session remembers.
+            known = self._uploads.object_exists(key)
+            if known is not None:
+                return bool(known)
+        info = await self.tree.info(api_path)
+        # The PUT handler saves or creates right after asking: it needs no second HEAD.
+        handoff.hand_over(key, info)
+        if self._uploads is not None:
+            self._uploads.note_object_exists(key, info is not None)
+        return info is not None
 
     @_api
     async def exists(self, path: str) -> bool:
@@ -199,7 +206,9 @@ class ObjectStoreContentsManager(ManagerParts):
         kind = models.kind(api_path, type_)
         try:
             if not content and not require_hash:
-                info = self._renamed.apply(await self.storage.head(key))
+                found, handed = handoff.known(key)  # a rename just made it (PATCH)
+                info = handed if found and handed is not None else await self.storage.head(key)
+                info = self._renamed.apply(info)
                 return models.file_model(api_path, kind, info.last_modified, info.size)
             if not content and key in self._hashes:
                 # The hash of bytes this process saved (real-time collaboration asks for it
@@ -324,8 +333,14 @@ class ObjectStoreContentsManager(ManagerParts):
 
         validation_message = None
         if type_ == "directory":
-            await self.tree.make_dir(api_path)
-            saved = await self._get_dir(api_path, False, "directory")
+            found, info = handoff.known(self.keys.key(api_path))  # the PUT handler asked
+            if not found:
+                info = await self.tree.info(api_path)
+            if info is not None:
+                raise BadRequest(f"Not a directory: {api_path}", path=api_path)
+            now = datetime.now(timezone.utc)
+            await self.tree.make_dir(api_path, mtime=now)
+            saved = models.directory_model(api_path, now)
         elif type_ in ("notebook", "file"):
             key = self.keys.key(api_path)
             if type_ == "notebook":
@@ -460,8 +475,9 @@ class ObjectStoreContentsManager(ManagerParts):
             if m["type"] == "directory":
                 # Create-only marker: a folder of that name appearing meanwhile is a race lost.
                 self._check_writable(api_path)
-                await self.tree.make_dir(api_path, PutMode.CREATE)
-                saved = await self._get_dir(api_path, False, "directory")
+                now = datetime.now(timezone.utc)
+                await self.tree.make_dir(api_path, mtime=now, mode=PutMode.CREATE)
+                saved = models.directory_model(api_path, now)
                 self.emit(data={"action": "save", "path": api_path})
                 return saved
             self._fill_new_model(m, api_path)
@@ -536,7 +552,9 @@ class ObjectStoreContentsManager(ManagerParts):
         if split_api(old)[0] != split_api(new)[0]:
             await self.tree.check_parent(new)
         await self.tree.rename_file(old, new, info)
-        self._renamed.remember(self.keys.key(new), info)  # a rename keeps the file's date
+        new_key = self.keys.key(new)
+        self._renamed.remember(new_key, info)  # a rename keeps the file's date
+        handoff.hand_over(new_key, dataclasses.replace(info, key=new_key))  # PATCH asks next
         return False
 
     @_api

@@ -79,11 +79,12 @@ class Tree:
         return found
 
     # -- folders --------------------------------------------------------------------------
-    async def make_dir(self, api_path: str, mode: PutMode = PutMode.OVERWRITE) -> None:
-        """Write the folder's marker; ``CREATE``: only if no other client made it first."""
-        if mode is PutMode.OVERWRITE and await self.info(api_path) is not None:
-            raise BadRequest(f"Not a directory: {api_path}", path=api_path)
-        await self.storage.put(self.keys.marker_key(api_path), b"", mode=mode)
+    async def make_dir(
+        self, api_path: str, *, mtime: datetime, mode: PutMode = PutMode.OVERWRITE
+    ) -> None:
+        """Write the folder's marker (the caller checked that no file has the name);
+        ``CREATE``: only if no other client made it first."""
+        await self.storage.put(self.keys.marker_key(api_path), b"", mode=mode, mtime=mtime)
 
     async def copy_dir(self, src: str, dst: str) -> None:
         """Copy the folder ``src`` to the new name ``dst`` (create-only copies)."""
