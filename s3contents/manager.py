@@ -396,7 +396,13 @@ class ObjectStoreContentsManager(ManagerParts):
         if chunk == 1:
             await run_pre_save_hooks(self, model, api_path)
             await self.tree.check_parent(api_path)
-        result = await self.uploads.add_model(self.keys.key(api_path), chunk, model, api_path)
+        key = self.keys.key(api_path)
+        result = await self.uploads.add_model(key, chunk, model, api_path)
+        found, info = handoff.known(key)
+        if chunk == 1 and found:
+            # The handler asked file_exists before this first chunk: its session keeps the
+            # answer for the next chunks' questions (nothing changes at the key till the end).
+            self.uploads.note_object_exists(key, info is not None)
         if result.info is None:
             now = datetime.now(timezone.utc)
             return models.file_model(api_path, "file", now, result.received)
