@@ -54,7 +54,7 @@ from ..storage.base import (
 )
 from .credentials import describe_session
 from .errors import BAD_CREDENTIALS, DENIED, PRECONDITION, denied, translate
-from .timestamps import use_fast_timestamps
+from .timestamps import use_fast_parsing
 
 __all__ = ["S3Storage"]
 
@@ -577,7 +577,7 @@ def _prepared_session(given: AioSession | None) -> AioSession:
     """The session to make the client from (``given``, else a new one with the AWS chain),
     with botocore's S3 model loaded and the fast timestamp parser (runs in a thread)."""
     session = given or get_session()
-    use_fast_timestamps(session)
+    use_fast_parsing(session)
     session.warm_up_loader_caches("s3")
     return session
 

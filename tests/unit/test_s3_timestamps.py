@@ -3,13 +3,17 @@ botocore's default parser gives, timezone-aware, for every form S3 answers with.
 
 from __future__ import annotations
 
-from datetime import timezone
+import asyncio
+import threading
+from datetime import datetime, timezone
 
+import botocore.session
 import pytest
 from aiobotocore.session import get_session
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 
-from s3contents.s3.timestamps import parse_timestamp, use_fast_timestamps
+from s3contents.s3 import timestamps
+from s3contents.s3.timestamps import OffLoopRestXMLParser, parse_timestamp, use_fast_parsing
 
 #: What the XML bodies carry (ListObjectsV2, CopyObject, ListParts, ListMultipartUploads):
 #: read by datetime.fromisoformat, as UTC.
@@ -66,6 +70,53 @@ def test_garbage_fails_as_in_botocore() -> None:
 
 def test_installed_in_the_session_parsers() -> None:
     session = get_session()
-    use_fast_timestamps(session)
+    use_fast_parsing(session)
     parser = session.get_component("response_parser_factory").create_parser("rest-xml")
+    assert isinstance(parser, OffLoopRestXMLParser)
     assert parser._timestamp_parser is parse_timestamp
+
+
+def _listing(n: int) -> dict[str, object]:
+    rows = "".join(
+        f"<Contents><Key>p/nb-{i:05d}.ipynb</Key><LastModified>2024-01-02T03:04:05.000Z"
+        f"</LastModified><ETag>&quot;e{i}&quot;</ETag><Size>{i}</Size></Contents>"
+        for i in range(n)
+    )
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>b</Name>'
+        f"<Prefix>p/</Prefix><KeyCount>{n}</KeyCount><MaxKeys>10000</MaxKeys>"
+        f"<IsTruncated>false</IsTruncated>{rows}</ListBucketResult>"
+    ).encode()
+    return {"status_code": 200, "headers": {}, "body": body, "context": {}}
+
+
+@pytest.mark.parametrize(("entries", "threaded"), [(2, False), (500, True)])
+def test_big_answers_are_parsed_in_a_thread(
+    monkeypatch: pytest.MonkeyPatch, entries: int, threaded: bool
+) -> None:
+    session = get_session()
+    use_fast_parsing(session)
+    model = botocore.session.get_session().get_service_model("s3")
+    shape = model.operation_model("ListObjectsV2").output_shape
+    parser = session.get_component("response_parser_factory").create_parser("rest-xml")
+    loop_thread: list[int] = []
+    parse_threads: list[int] = []
+    original = parser.__class__.__mro__[1]._do_parse
+
+    def spy(self: object, response: object, shape: object) -> object:
+        parse_threads.append(threading.get_ident())
+        return original(self, response, shape)
+
+    monkeypatch.setattr(parser.__class__.__mro__[1], "_do_parse", spy)
+
+    async def main() -> dict[str, object]:
+        loop_thread.append(threading.get_ident())
+        return await parser.parse(_listing(entries), shape)
+
+    parsed = asyncio.run(main())
+    assert len(parsed["Contents"]) == entries
+    assert parsed["Contents"][-1]["LastModified"] == datetime(
+        2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc
+    )
+    assert (parse_threads[0] != loop_thread[0]) is threaded
+    assert len(_listing(entries)["body"]) > timestamps.OFF_LOOP_BYTES or not threaded
