@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from recording_proxy import RecordingProxy, _Head, _parse_target
-from servers import S3Server, start_seaweedfs
+from tests.recording_proxy import RecordingProxy, _Head, _parse_target
+from tests.support.servers import S3Server, start_seaweedfs
 
 __all__ = ["FaultProxy", "RestartableSeaweedFS", "Rule"]
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import free_ports
 
 from s3contents import embedded
+from tests.support.servers import free_ports
 
 TOKEN = "t0k"
 

@@ -38,12 +38,12 @@ from typing import Any
 import pytest
 from jupyter_ydoc import YNotebook
 from pycrdt import Provider
-from servers import S3Server
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 from traitlets.config import Config
 
 from s3contents import S3ContentsManager
+from tests.support.servers import S3Server
 
 #: Seconds between two polls of an open document (JupyterLab's default is 1).
 POLL = 0.25

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gcs_server import GCSServer
 from tornado.web import HTTPError
 from traitlets import TraitError
 
 from s3contents.gcs import GCSContentsManager
 from s3contents.gcs.gcsmanager import resolve_token
+from tests.support.gcs_server import GCSServer
 
 OLD_VARIABLES = {
     "project": "JPYNB_GCS_PROJECT",

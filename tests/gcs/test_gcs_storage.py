@@ -21,14 +21,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from gcs_server import GCSServer
-from servers import free_ports
-from storage.gaps import probe
 
 from s3contents.errors import BadRequest, NotFound, Unavailable
 from s3contents.storage import gcs as gcs_module
 from s3contents.storage.base import PutMode
 from s3contents.storage.gcs import RESUMABLE_BLOCK, GCSStorage
+from tests.storage.gaps import probe
+from tests.support.gcs_server import GCSServer
+from tests.support.servers import free_ports
 
 MIB = 1024 * 1024
 

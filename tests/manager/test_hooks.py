@@ -21,10 +21,10 @@ import nbformat
 import pytest
 from aiobotocore.credentials import AioRefreshableCredentials
 from aiobotocore.session import get_session
-from manager_helpers import keys_under, sample_notebook
 from tornado.web import HTTPError
 
 from s3contents import S3ContentsManager
+from tests.manager.manager_helpers import keys_under, sample_notebook
 
 # --------------------------------------------------------------------------- README, verbatim
 

@@ -15,11 +15,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from manager_helpers import keys_under, sample_notebook
 from tornado.httpclient import HTTPClientError
 from tornado.web import HTTPError
 
 from s3contents import S3ContentsManager
+from tests.manager.manager_helpers import keys_under, sample_notebook
 
 HOSTILE = [
     "..",

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixture_helpers import manager_fixtures
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 
 from s3contents.gcs import GCSContentsManager
+from tests.support.fixture_helpers import manager_fixtures
 
 make_gcs_cm, _gcs_cm = manager_fixtures(GCSContentsManager, "gcs_config", "make_gcs_cm", "gcs_cm")
 

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from servers import S3Server
 from tornado.httpclient import HTTPClientError
 from tornado.web import HTTPError
 from traitlets.config import Config
 
 from s3contents import S3ContentsManager
+from tests.support.servers import S3Server
 
 
 async def test_missing_bucket_answers_503_naming_it_and_logs_once(

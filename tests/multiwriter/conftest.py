@@ -12,8 +12,9 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
-from multiwriter_support import Writers
-from servers import S3Server
+
+from tests.multiwriter.multiwriter_support import Writers
+from tests.support.servers import S3Server
 
 SERVERS = {"seaweedfs": "seaweedfs", "moto": "moto_s3"}
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from faults import FaultProxy
-from jupyter_procs import JupyterApp, start_jupyter
-from servers import S3Server
+from tests.faults import FaultProxy
+from tests.support.jupyter_procs import JupyterApp, start_jupyter
+from tests.support.servers import S3Server
 
 __all__ = ["CLAIM", "Writers", "api_path", "claims_in", "run_at_once"]
 

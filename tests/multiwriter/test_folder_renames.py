@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from multiwriter_support import Writers, api_path, claims_in, run_at_once
+
+from tests.multiwriter.multiwriter_support import Writers, api_path, claims_in, run_at_once
 
 FILES = 300
 #: What each trial ended with, printed after the module (pytest -s): docs/reliability.md.

@@ -39,10 +39,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from faults import FaultProxy, Rule
-from multiwriter_support import Writers, api_path, claims_in
-from recording_proxy import _Head, _parse_target
-from servers import S3Server
+
+from tests.faults import FaultProxy, Rule
+from tests.multiwriter.multiwriter_support import Writers, api_path, claims_in
+from tests.recording_proxy import _Head, _parse_target
+from tests.support.servers import S3Server
 
 MIB = 1024 * 1024
 SAVE_SIZE = 20 * MIB

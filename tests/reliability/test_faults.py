@@ -23,11 +23,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from faults import FaultProxy, RestartableSeaweedFS
 from tornado.httpclient import HTTPClientError
 from traitlets.config import Config
 
 from s3contents import S3ContentsManager
+from tests.faults import FaultProxy, RestartableSeaweedFS
 
 MIB = 1024 * 1024
 FOLDER_FILES = 200

@@ -40,12 +40,12 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
-from recording_proxy import RecordingProxy, Seen
-from servers import S3Server
 from tornado.httpclient import HTTPResponse
 from traitlets.config import Config
 
 from s3contents import S3ContentsManager
+from tests.recording_proxy import RecordingProxy, Seen
+from tests.support.servers import S3Server
 
 #: The live server's request body limit (jupyter_server's ``max_body_size``; 512 MiB by
 #: default), small here so that a body over it is cheap to send.

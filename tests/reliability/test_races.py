@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from faults import FaultProxy
-from servers import S3Server
 from tornado.httpclient import HTTPClientError
 from tornado.web import HTTPError
+
+from tests.faults import FaultProxy
+from tests.support.servers import S3Server
 
 CLIENTS = 20
 

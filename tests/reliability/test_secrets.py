@@ -33,10 +33,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from servers import S3Server
 from tornado.httpclient import HTTPClientError, HTTPResponse
 
 from s3contents import S3ContentsManager, redact
+from tests.support.servers import S3Server
 
 #: A session token of the form AWS issues, unknown to SeaweedFS (which then answers 403).
 SESSION_TOKEN = "IQoJb3JpZ2luX2VjE" + secrets.token_urlsafe(48)

@@ -20,14 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any, ClassVar
 
-from gcs_server import GCSServer
-from servers import S3Server
-
 from s3contents.storage import gcs as gcs_module
 from s3contents.storage import s3 as s3_module
 from s3contents.storage.base import Storage
 from s3contents.storage.gcs import GCSStorage
 from s3contents.storage.s3 import S3Storage
+from tests.support.gcs_server import GCSServer
+from tests.support.servers import S3Server
 
 __all__ = ["Backend", "GCSBackend", "S3Backend"]
 

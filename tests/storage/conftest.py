@@ -19,9 +19,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from s3contents.storage.base import Storage
-
-from .backends import Backend, GCSBackend, S3Backend
-from .gaps import GAPS, probe
+from tests.storage.backends import Backend, GCSBackend, S3Backend
+from tests.storage.gaps import GAPS, probe
 
 #: Backend id -> (session fixture of its server, Backend class).
 BACKENDS: dict[str, tuple[str, type[Backend]]] = {

@@ -684,7 +684,7 @@ def _base(test_id: str) -> str:
 def render_readme_section(
     version: str, runs: dict[str, BackendRun], excluded_ids: dict[str, dict[str, list[str]]]
 ) -> str:
-    from exclusions import EXCLUDED
+    from tests.upstream.exclusions import EXCLUDED
 
     lines = [README_START, _README_INTRO, f"Last full run, jupyter_server {version}:", ""]
     for run in runs.values():
