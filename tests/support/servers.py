@@ -15,10 +15,11 @@ refuses requests that are not signed with the credentials it was started with:
 The guard that keeps the test run on loopback is :mod:`tests.support.netguard`.
 
 Use :func:`start_seaweedfs` or :func:`start_moto` (or :func:`start_server` by name); each
-returns an :class:`S3Server`, which is also a context manager.  :meth:`S3Server.stop` ends the
-process it started (by PID), waits for it and removes its data directory.  The process helpers
-(:class:`ProcessServer`, :func:`spawn`, :func:`wait_for`, :func:`start_with_retries`) serve
-``gcs_server.py`` too.
+returns an :class:`S3Server`, which is also a context manager. :class:`RestartableSeaweedFS`
+is a SeaweedFS that can be SIGKILLed and started again on the same data (the fault tests).
+:meth:`S3Server.stop` ends the process it started (by PID), waits for it and removes its data
+directory.  The process helpers (:class:`ProcessServer`, :func:`spawn`, :func:`wait_for`,
+:func:`start_with_retries`) serve ``gcs_server.py`` too.
 
 This module only needs the standard library, boto3 and ``s3contents.embedded``, so
 ``benchmarks/`` can import it too::
@@ -66,6 +67,7 @@ from s3contents.embedded import (
 __all__ = [
     "LOOPBACK",
     "ProcessServer",
+    "RestartableSeaweedFS",
     "S3Server",
     "ServerStartError",
     "find_weed",
@@ -488,6 +490,59 @@ def _enable_moto_auth(server: S3Server) -> tuple[str, str]:
     if answer.get("status") != "ok":
         raise ServerStartError(f"moto refused to switch authentication on: {answer}")
     return str(access_key["AccessKeyId"]), str(access_key["SecretAccessKey"])
+
+
+class RestartableSeaweedFS:
+    """A SeaweedFS whose process can be killed and started again on the same data.
+
+    ``weed mini`` on a data directory of its own, with fixed credentials; :meth:`kill` sends
+    SIGKILL (no clean shutdown, as when a machine or container dies), :meth:`restart` starts
+    it again on the same data. The new process listens on new ports: a
+    :class:`tests.support.proxy.StorageProxy` in front hides that (its ``retarget``).
+    """
+
+    def __init__(self) -> None:
+        self.data_dir = Path(tempfile.mkdtemp(prefix="s3c-faults-"))
+        self.access_key_id = f"s3c{secrets.token_hex(8)}"
+        self.secret_access_key = secrets.token_urlsafe(30)
+        self.server: S3Server | None = None
+        self.kills = 0
+        self.restarts: list[float] = []  # seconds each restart took
+
+    def start(self) -> S3Server:
+        self.server = start_seaweedfs(
+            access_key_id=self.access_key_id,
+            secret_access_key=self.secret_access_key,
+            data_dir=self.data_dir,
+        )
+        return self.server
+
+    @property
+    def alive(self) -> bool:
+        return self.server is not None and self.server.is_running()
+
+    def kill(self) -> None:
+        """SIGKILL the server process (by the PID we started) and wait for it."""
+        server, self.server = self.server, None
+        if server is None:
+            return
+        if server.process is not None:
+            server.process.kill()
+            server.process.wait(10)
+        server.stop()  # closes its log and client; the data directory is ours, kept
+        self.kills += 1
+
+    def restart(self) -> S3Server:
+        began = time.monotonic()
+        server = self.start()
+        self.restarts.append(time.monotonic() - began)
+        return server
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def start_server(name: str) -> S3Server:
