@@ -375,8 +375,10 @@ async def test_polling_costs_one_head_and_autosave_follows_a_rename(
         # The polls of the renamed file before the autosave: each one saw no change.
         events = contents_events[start:]
         saved_at = next(i for i, e in enumerate(events) if e["action"] == "save")
-        polls = [e for e in events[:saved_at] if e == {"action": "get", "path": "renamed.ipynb"}]
-        assert len(polls) >= 1, events
+        new_polls = [
+            e for e in events[:saved_at] if e == {"action": "get", "path": "renamed.ipynb"}
+        ]
+        assert len(new_polls) >= 1, events
         after = Counter(stats)
         assert after["GET"] == before["GET"] == 1, after  # the load, when the room opened
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from tornado.web import HTTPError
@@ -16,6 +16,7 @@ from traitlets import TraitError
 
 from s3contents.gcs import GCSContentsManager
 from s3contents.gcs.gcsmanager import resolve_token
+from s3contents.storage.gcs import GCSStorage
 from tests.support.gcs_server import GCSServer
 
 OLD_VARIABLES = {
@@ -74,7 +75,7 @@ def test_environment_variables_really_work(
         "old-bucket",
     )
     assert (cm.prefix, cm.endpoint_url) == ("some/prefix", gcs_server.endpoint_url)
-    assert cm.storage.location == gcs_server.endpoint_url
+    assert cast(GCSStorage, cm.storage).location == gcs_server.endpoint_url
     # JPY_GCS_* twins win over the old names; keyword arguments win over both.
     no_gcs_env.setenv("JPY_GCS_BUCKET", "new-bucket")
     assert GCSContentsManager().bucket == "new-bucket"

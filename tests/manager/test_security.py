@@ -190,7 +190,7 @@ async def test_hostile_paths_through_rest(
 
 # --------------------------------------------------------------------------- bad models
 
-BAD_MODELS = {
+BAD_MODELS: dict[str, tuple[dict[str, Any], str]] = {
     "missing type": ({"format": "text", "content": "x"}, "type"),
     "missing content": ({"type": "file", "format": "text"}, "content"),
     "missing format": ({"type": "file", "content": "x"}, "format"),

@@ -34,7 +34,7 @@ def _text(content: str) -> dict[str, Any]:
     return {"type": "file", "format": "text", "content": content}
 
 
-async def replay(a: Any, b: Any, path: str, wait: float) -> tuple[bool, float]:
+async def replay(a: Any, b: Any, path: str, wait: float) -> tuple[bool, tuple[float, float]]:
     """(JupyterLab would warn client A, (least, most) seconds between A's write and B's)."""
     begun = time.monotonic()
     known = (await a.save(_text("A"), path))["last_modified"]

@@ -67,6 +67,7 @@ async def test_wrong_credentials_start_and_answer_403(jp_fetch: Any) -> None:
     with pytest.raises(HTTPClientError) as raised:
         await jp_fetch("api", "contents", "", method="GET")
     assert raised.value.code == 403
+    assert raised.value.response is not None
     body = json.loads(raised.value.response.body)
     assert "rejected the credentials" in body["message"]
     status = await jp_fetch("api", "status", method="GET")

@@ -122,7 +122,7 @@ def base64_file(data: bytes) -> dict[str, Any]:
 
 
 def notebook(source: str) -> dict[str, Any]:
-    cell = {"cell_type": "code", "source": source, "metadata": {}, "outputs": []}
+    cell: dict[str, Any] = {"cell_type": "code", "source": source, "metadata": {}, "outputs": []}
     cell["execution_count"] = None
     content = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     return {"type": "notebook", "content": content}

@@ -463,7 +463,7 @@ async def test_bad_paths_answer_4xx_and_nothing_outside_the_prefix_is_touched(
     ]
     _report(failures, f"of {len(requests)} requests with a bad path did not answer 4xx")
 
-    ids = [
+    ids: list[tuple[str | None, str, str]] = [
         (None, "POST", "/api/contents/ok.txt/trust"),
         (None, "POST", "/api/contents/okdir/trust"),
     ]

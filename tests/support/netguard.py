@@ -89,8 +89,9 @@ def install_loopback_guard() -> None:
     Covers everything built on :mod:`socket` (urllib3, botocore, aiohttp, tornado, asyncio);
     not C libraries with sockets of their own (zmq).
     """
-    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    # Patched in place; the guards take any address (typeshed's is narrower), hence assignment.
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign, assignment]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign, assignment]
     socket.getaddrinfo = _guarded_getaddrinfo
 
 

@@ -435,9 +435,9 @@ class Backend:
     tree: Callable[[dict[str, str]], BucketTree]
 
     @property
-    def manager_class(self) -> type:
+    def manager_class(self) -> type[Any]:
         module, _, name = self.manager.rpartition(".")
-        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), name)
 
     @property
     def manager_name(self) -> str:
