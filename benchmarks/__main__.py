@@ -24,8 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.support.proxy import StorageProxy, classify_gcs
+
 from . import gcs, large, report, servers, storage, target_list
-from .proxy import ProxyThread, classify_gcs
 from .workload import Workload, seed
 
 PREFIX = "notebooks"
@@ -152,7 +153,7 @@ class Run:
         self.facts: dict[str, dict[str, str]] = {}
         self.storages: dict[str, str] = {}
 
-    def bench(self, pkg: servers.Package, proxy: ProxyThread, direct) -> None:
+    def bench(self, pkg: servers.Package, proxy: StorageProxy, direct) -> None:
         """Seed ``pkg``'s bucket, start its Jupyter Server, run the workload, then the large
         file (without delay)."""
         args = self.args
@@ -188,7 +189,9 @@ class Run:
         with contextlib.ExitStack() as stack:
             weed = storage.start_storage(self.scratch / "weed", self.logs / "seaweedfs.log")
             stack.callback(weed.stop)
-            proxy = ProxyThread("127.0.0.1", weed.port, self.args.delay_ms).start()
+            proxy = StorageProxy(
+                f"http://127.0.0.1:{weed.port}", delay_ms=self.args.delay_ms, record=False
+            ).start()
             stack.callback(proxy.stop)
             # Signatures cover the Host header: prove they survive the proxy before measuring.
             storage.s3_client(proxy.url).list_buckets()
@@ -206,7 +209,12 @@ class Run:
             (port,) = storage.free_ports(1)
             # The proxy first: the emulator must know its address, to hand it out as the
             # Location of resumable uploads.
-            proxy = ProxyThread("127.0.0.1", port, self.args.delay_ms, classify_gcs).start()
+            proxy = StorageProxy(
+                f"http://127.0.0.1:{port}",
+                delay_ms=self.args.delay_ms,
+                classifier=classify_gcs,
+                record=False,
+            ).start()
             stack.callback(proxy.stop)
             emulator = gcs.start_fake_gcs(port, proxy.url, self.logs / "fake-gcs-server.log")
             stack.callback(emulator.stop)

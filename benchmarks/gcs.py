@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import requests
 
-from tests.gcs_server import find_fake_gcs
+from tests.support.gcs_server import find_fake_gcs
 
 from .procs import stop_process
 

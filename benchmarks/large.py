@@ -24,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from .proxy import ProxyThread
+from tests.support.proxy import StorageProxy
 
 CHUNK = 1024 * 1024  # JupyterLab's chunk size
 SAMPLE_EVERY = 0.05
@@ -161,7 +161,7 @@ def run(
     base_url: str,
     token: str,
     pid: int,
-    proxy: ProxyThread,
+    proxy: StorageProxy,
     size_mb: int,
     log=print,
 ) -> LargeResult:
@@ -201,7 +201,7 @@ def mibps(size: int, seconds: float | None) -> str:
     return f"{size / seconds / CHUNK:.0f}"
 
 
-def _phase_start(pid: int, proxy: ProxyThread, phase: Phase) -> None:
+def _phase_start(pid: int, proxy: StorageProxy, phase: Phase) -> None:
     proxy.wait_idle()
     proxy.reset()
     phase.rss_before = tree_rss(pid)
@@ -209,7 +209,7 @@ def _phase_start(pid: int, proxy: ProxyThread, phase: Phase) -> None:
     phase.cpu = -cpu_seconds(pid)
 
 
-def _phase_end(pid: int, proxy: ProxyThread, phase: Phase, sampler: RssSampler) -> None:
+def _phase_end(pid: int, proxy: StorageProxy, phase: Phase, sampler: RssSampler) -> None:
     phase.rss_peak = sampler.peak
     phase.samples = sampler.samples
     phase.hwm = hwm(pid)
@@ -238,7 +238,7 @@ def _bodies(n: int) -> tuple[list[bytes], str]:
     return bodies, digest.hexdigest()
 
 
-def _upload(http, url: str, n: int, pid: int, proxy: ProxyThread, result: LargeResult) -> None:
+def _upload(http, url: str, n: int, pid: int, proxy: StorageProxy, result: LargeResult) -> None:
     bodies, result.sha_sent = _bodies(n)
     phase = result.upload
     _phase_start(pid, proxy, phase)
@@ -256,7 +256,7 @@ def _upload(http, url: str, n: int, pid: int, proxy: ProxyThread, result: LargeR
         raise RuntimeError(f"the saved file has {model.get('size')} bytes, sent {result.size}")
 
 
-def _download(http, base: str, pid: int, proxy: ProxyThread, result: LargeResult) -> None:
+def _download(http, base: str, pid: int, proxy: StorageProxy, result: LargeResult) -> None:
     """``GET /files/``, streamed; if that is not found (s3contents 0.13 serves /files/ from
     the server's local disk), the file's bytes as the old package serves them: the contents
     API's base64 model."""
@@ -269,7 +269,7 @@ def _download(http, base: str, pid: int, proxy: ProxyThread, result: LargeResult
 
 
 def _fetch(
-    http, url: str, pid: int, proxy: ProxyThread, result: LargeResult, api: bool
+    http, url: str, pid: int, proxy: StorageProxy, result: LargeResult, api: bool
 ) -> str | None:
     """One download phase; returns why /files/ was not found (None: downloaded)."""
     digest = hashlib.sha256()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from tests.support.proxy import KINDS
+
 from . import workload as w
 from .large import CHUNK, LargeResult, Phase, mibps
-from .proxy import KINDS
 from .workload import Result
 
 #: Targets by storage: (table heading, server, request noun, {target: column name}).

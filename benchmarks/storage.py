@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.servers import find_weed as find_weed
-from tests.servers import free_ports as free_ports
-from tests.servers import start_seaweedfs
+from tests.support.servers import find_weed as find_weed
+from tests.support.servers import free_ports as free_ports
+from tests.support.servers import start_seaweedfs
 
 ACCESS_KEY = "benchaccesskey"
 SECRET_KEY = "benchsecretkey0123456789"
@@ -50,7 +50,9 @@ def start_storage(data_dir: Path, log_path: Path) -> Storage:
     server = start_seaweedfs(
         access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY, data_dir=data_dir
     )
-    return Storage(server.endpoint_url, "tests/servers.py", server.stop, server.log_path, log_path)
+    return Storage(
+        server.endpoint_url, "tests/support/servers.py", server.stop, server.log_path, log_path
+    )
 
 
 def s3_client(endpoint: str):

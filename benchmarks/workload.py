@@ -20,7 +20,7 @@ import nbformat
 import requests
 from nbformat import v4
 
-from .proxy import ProxyThread
+from tests.support.proxy import StorageProxy
 
 BIG_NOTEBOOKS = 1000
 BIG_FOLDERS = 50
@@ -113,7 +113,7 @@ class Workload:
         self,
         url: str,
         token: str,
-        proxy: ProxyThread,
+        proxy: StorageProxy,
         store,
         bucket: str,
         prefix: str,

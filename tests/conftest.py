@@ -2,9 +2,9 @@
 
 Fixtures (see each one's docstring):
 
-* ``seaweedfs`` / ``moto_s3`` (session): a running :class:`servers.S3Server`.
+* ``seaweedfs`` / ``moto_s3`` (session): a running :class:`tests.support.servers.S3Server`.
 * ``s3_server`` (session, parametrized ``seaweedfs`` / ``moto``): each S3 server in turn.
-* ``gcs_server`` (session): fake-gcs-server, a running :class:`gcs_server.GCSServer`.
+* ``gcs_server`` (session): fake-gcs-server, a running :class:`tests.support.gcs_server.GCSServer`.
 * ``gcs_bucket`` (session): a bucket on it that the session shares.
 * ``bucket`` (function): a fresh bucket on SeaweedFS, removed after the test.
 * ``s3_config`` (function): ``S3ContentsManager`` keyword arguments for SeaweedFS, with a
@@ -40,16 +40,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixture_helpers import STARTED, run_server
-from gcs_server import GCSServer, start_fake_gcs
-from servers import (
-    S3Server,
+
+from tests.support.fixture_helpers import STARTED, run_server
+from tests.support.gcs_server import GCSServer, start_fake_gcs
+from tests.support.netguard import (
     install_loopback_guard,
     loopback_violations,
     remove_loopback_guard,
-    start_moto,
-    start_seaweedfs,
 )
+from tests.support.servers import S3Server, start_moto, start_seaweedfs
 
 pytest_plugins = ["jupyter_server.pytest_plugin"]
 

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from servers import S3Server, free_ports
+from tests.support.servers import S3Server, free_ports
 
 
 def _doctor(

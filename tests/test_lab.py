@@ -18,12 +18,12 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from servers import free_ports
 
 from s3contents import embedded
+from tests.support.servers import free_ports
 
 TOKEN = "t0k"
 
@@ -348,7 +348,10 @@ def test_data_layout_is_stable_and_an_old_one_is_migrated(tmp_path: Path) -> Non
                 )
                 url = server.endpoint_url + "/"
                 assert embedded.wait_until(
-                    weed, lambda u=url: embedded.http_status(u) is not None, 60
+                    # mypy cannot infer a lambda with a default argument
+                    weed,
+                    lambda u=url: embedded.http_status(u) is not None,  # type: ignore[misc]
+                    60,
                 )
                 embedded.ensure_bucket(server, "notebooks")
                 _put(server, f"old-{n}.txt")
@@ -372,7 +375,7 @@ def test_data_layout_is_stable_and_an_old_one_is_migrated(tmp_path: Path) -> Non
             assert len(masters) == 1
             # Its folder is the one of this start's master port.
             (master_port,) = masters
-            assert f"-master.port={master_port}" in " ".join(server.process.args)
+            assert f"-master.port={master_port}" in " ".join(cast(list[str], server.process.args))
         finally:
             server.stop()
     assert seen == [

@@ -17,16 +17,15 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from servers import (
+
+from tests.support.netguard import (
     NonLoopbackNetworkError,
-    S3Server,
     check_address,
     is_loopback_host,
     loopback_guard_installed,
     loopback_violations,
-    start_moto,
-    start_seaweedfs,
 )
+from tests.support.servers import S3Server, start_moto, start_seaweedfs
 
 REPO = Path(__file__).resolve().parent.parent
 

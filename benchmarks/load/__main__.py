@@ -27,9 +27,10 @@ from pathlib import Path
 
 import requests
 
+from tests.support.proxy import StorageProxy
+
 from .. import servers, storage, target_list
 from ..large import RssSampler, cpu_seconds, hwm, reset_hwm, tree_rss
-from ..proxy import ProxyThread
 from . import report, verify
 from .clients import PREFIX, ROOT, Client, Registry, Start, seed_objects
 from .report import SAMPLE_EVERY, Outcome
@@ -98,7 +99,7 @@ def _tracebacks(log: Path, offset: int) -> int:
 def load(
     pkg: servers.Package,
     args: argparse.Namespace,
-    proxy: ProxyThread,
+    proxy: StorageProxy,
     direct: storage.S3Direct,
     scratch: Path,
     logs: Path,
@@ -211,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.ExitStack() as stack:
             weed = storage.start_storage(scratch / "weed", logs / "seaweedfs-load.log")
             stack.callback(weed.stop)
-            proxy = ProxyThread("127.0.0.1", weed.port, args.delay_ms).start()
+            proxy = StorageProxy(
+                f"http://127.0.0.1:{weed.port}", delay_ms=args.delay_ms, record=False
+            ).start()
             stack.callback(proxy.stop)
             storage.s3_client(proxy.url).list_buckets()
             print(f"SeaweedFS on {weed.endpoint}, counting proxy on {proxy.url}")

@@ -8,7 +8,8 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..proxy import KINDS
+from tests.support.proxy import KINDS
+
 from ..report import format_counts
 from .clients import (
     OPS,
@@ -279,7 +280,7 @@ def section(outcomes: list[Outcome], command: str, date: str, machine: str, dela
         "Jupyter Server share those 2 cores too. Latencies are those of a busy host: compare "
         "the columns rather than reading them as absolute.",
         "**Method.** SeaweedFS (`weed mini`, local disk) is started with the benchmarks' "
-        f"helpers, behind the counting proxy of `benchmarks/proxy.py` ({delay}). Then one "
+        f"helpers, behind the counting proxy of `tests/support/proxy.py` ({delay}). Then one "
         "Jupyter Server per package, one after the other, on a bucket of its own: `new` is "
         "this repository's package, `old` s3contents 0.13.0 from PyPI. Seeded straight into "
         f"the bucket: for each of the {first.clients} clients a folder `load/cNN/` with "

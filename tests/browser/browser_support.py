@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from jupyter_procs import USER_SETTINGS, JupyterApp, start_jupyter
+from tests.support.jupyter_procs import USER_SETTINGS, JupyterApp, start_jupyter
 
 __all__ = [
     "USER_SETTINGS",

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import JupyterApp, find_chromium, launch_chromium, start_jupyter
-from servers import S3Server
+
+from tests.browser.browser_support import JupyterApp, find_chromium, launch_chromium, start_jupyter
+from tests.support.servers import S3Server
 
 ARTIFACTS_ROOT = Path(__file__).resolve().parents[1] / ".artifacts" / "browser"
 _run_folder: list[Path] = []

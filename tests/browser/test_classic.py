@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import USER_SETTINGS, Bucket, JupyterApp, Steps
-from servers import S3Server, spawn
 
 from s3contents.embedded import LOOPBACK, free_ports
+from tests.browser.browser_support import USER_SETTINGS, Bucket, JupyterApp, Steps
+from tests.support.servers import S3Server, spawn
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import Bucket, Steps
 from nbformat.v4 import new_code_cell, new_notebook
-from servers import S3Server
+
+from tests.browser.browser_support import Bucket, Steps
+from tests.support.servers import S3Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
 

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import Bucket, Steps
 from nbformat.v4 import new_code_cell, new_notebook
-from servers import S3Server
-from test_jupyterlab import current_notebook, go_home, listing_item, open_folder, save
+
+from tests.browser.browser_support import Bucket, Steps
+from tests.browser.test_jupyterlab import current_notebook, go_home, listing_item, open_folder, save
+from tests.support.servers import S3Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

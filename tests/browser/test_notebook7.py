@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import Bucket, JupyterApp, Steps, run_first_cell
-from servers import S3Server
+
+from tests.browser.browser_support import Bucket, JupyterApp, Steps, run_first_cell
+from tests.support.servers import S3Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 

@@ -4,7 +4,7 @@
 extensions; ``jp_serverapp`` closes the server's contents manager after the test.
 """
 
-from s3_fixtures import (  # noqa: F401  (fixtures)
+from tests.support.s3_fixtures import (  # noqa: F401  (fixtures)
     cm,
     jp_serverapp,
     make_cm,

@@ -38,12 +38,12 @@ from typing import Any
 import pytest
 from jupyter_ydoc import YNotebook
 from pycrdt import Provider
-from servers import S3Server
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 from traitlets.config import Config
 
 from s3contents import S3ContentsManager
+from tests.support.servers import S3Server
 
 #: Seconds between two polls of an open document (JupyterLab's default is 1).
 POLL = 0.25
@@ -375,8 +375,10 @@ async def test_polling_costs_one_head_and_autosave_follows_a_rename(
         # The polls of the renamed file before the autosave: each one saw no change.
         events = contents_events[start:]
         saved_at = next(i for i, e in enumerate(events) if e["action"] == "save")
-        polls = [e for e in events[:saved_at] if e == {"action": "get", "path": "renamed.ipynb"}]
-        assert len(polls) >= 1, events
+        new_polls = [
+            e for e in events[:saved_at] if e == {"action": "get", "path": "renamed.ipynb"}
+        ]
+        assert len(new_polls) >= 1, events
         after = Counter(stats)
         assert after["GET"] == before["GET"] == 1, after  # the load, when the room opened
 

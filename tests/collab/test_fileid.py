@@ -39,11 +39,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from jupyter_procs import JupyterApp, start_jupyter
 from jupyter_server_fileid.manager import ArbitraryFileIdManager
-from servers import S3Server
 
 from s3contents.collab import drop_stale_file_ids, move_file_ids
+from tests.support.jupyter_procs import JupyterApp, start_jupyter
+from tests.support.servers import S3Server
 
 NOTEBOOK = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
 #: What the server log must not hold.

@@ -14,10 +14,10 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from fixture_helpers import manager_fixtures
 
 from s3contents.gcs import GCSContentsManager
 from s3contents.gcs.storage import GCSStorage
+from tests.support.fixture_helpers import manager_fixtures
 
 
 @pytest.fixture

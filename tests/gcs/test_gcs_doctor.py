@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from gcs_server import GCSServer
+from tests.support.gcs_server import GCSServer
 
 
 def test_doctor_on_gcs(gcs_server: GCSServer, gcs_bucket: str) -> None:

@@ -14,11 +14,11 @@ from typing import Any
 
 import nbformat
 import pytest
-from gcs_server import GCSServer
 from jupyter_server.services.contents.handlers import validate_model
 from tornado.web import HTTPError
 
 from s3contents.gcs import GCSContentsManager
+from tests.support.gcs_server import GCSServer
 
 
 def _stats(cm: GCSContentsManager) -> Counter[str]:

@@ -8,15 +8,16 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from gcs_server import GCSServer
 from tornado.web import HTTPError
 from traitlets import TraitError
 
 from s3contents.gcs import GCSContentsManager
 from s3contents.gcs.manager import resolve_token
+from s3contents.gcs.storage import GCSStorage
+from tests.support.gcs_server import GCSServer
 
 OLD_VARIABLES = {
     "project": "JPYNB_GCS_PROJECT",
@@ -74,7 +75,7 @@ def test_environment_variables_really_work(
         "old-bucket",
     )
     assert (cm.prefix, cm.endpoint_url) == ("some/prefix", gcs_server.endpoint_url)
-    assert cm.storage.location == gcs_server.endpoint_url
+    assert cast(GCSStorage, cm.storage).location == gcs_server.endpoint_url
     # JPY_GCS_* twins win over the old names; keyword arguments win over both.
     no_gcs_env.setenv("JPY_GCS_BUCKET", "new-bucket")
     assert GCSContentsManager().bucket == "new-bucket"

@@ -21,14 +21,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from gcs_server import GCSServer
-from servers import free_ports
-from storage.gaps import probe
 
 from s3contents.errors import BadRequest, NotFound, Unavailable
 from s3contents.gcs.client import HTTPStatusError
 from s3contents.gcs.storage import RESUMABLE_BLOCK, GCSStorage
 from s3contents.storage.base import PutMode
+from tests.storage.gaps import probe
+from tests.support.gcs_server import GCSServer
+from tests.support.servers import free_ports
 
 MIB = 1024 * 1024
 

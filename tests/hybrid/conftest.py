@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hybrid_support import Layout, Stores, hybrid_config
 from jupyter_server.services.contents.largefilemanager import LargeFileManager
-from servers import S3Server
 from traitlets.config import Config
 
 from s3contents import S3ContentsManager
 from s3contents.hybrid import HybridContentsManager
+from tests.hybrid.hybrid_support import Layout, Stores, hybrid_config
+from tests.support.servers import S3Server
 
 
 @pytest.fixture

@@ -25,12 +25,12 @@ from typing import Any
 
 import nbformat
 import pytest
-from hybrid_support import Stores
 from jupyter_server.services.contents.handlers import validate_model
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from tornado.httpclient import HTTPClientError
 
 from s3contents.hybrid import HybridContentsManager
+from tests.hybrid.hybrid_support import Stores
 
 #: Mounts that the parametrized tests run in: the local root, a bucket prefix, a bucket root.
 MOUNTS = ["", "s3", "team"]

@@ -34,13 +34,13 @@ import nbformat
 import pytest
 from jupyter_server.services.contents.largefilemanager import LargeFileManager
 from nbformat.v4 import new_code_cell, new_notebook
-from servers import S3Server
 from tornado.httpclient import HTTPClientError
 from tornado.web import HTTPError
 from traitlets.config import Config
 
 from s3contents import S3ContentsManager
 from s3contents.blocking import ASYNC_WAY
+from tests.support.servers import S3Server
 
 try:
     from hybridcontents import HybridContentsManager as PyPIHybrid

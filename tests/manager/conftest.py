@@ -1,6 +1,6 @@
 """Fixtures for the manager's own behaviour tests (``tests/manager``): see ``s3_fixtures``."""
 
-from s3_fixtures import (  # noqa: F401  (fixtures)
+from tests.support.s3_fixtures import (  # noqa: F401  (fixtures)
     cm,
     extra_cm_config,
     jp_server_config,

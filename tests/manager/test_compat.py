@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from manager_helpers import delimited, keys_under, notebook_bytes
 from tornado.web import HTTPError
 
 from s3contents import S3ContentsManager
+from tests.manager.manager_helpers import delimited, keys_under, notebook_bytes
 
 
 def _seed(s3: Any, cm: S3ContentsManager, layout: dict[str, bytes]) -> None:

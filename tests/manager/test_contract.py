@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 from jupyter_server.services.contents.handlers import validate_model
-from manager_helpers import delimited, keys_under, notebook_bytes, sample_notebook
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 from tornado.httpclient import HTTPClientError
 from tornado.web import HTTPError
 
 from s3contents import S3ContentsManager
+from tests.manager.manager_helpers import delimited, keys_under, notebook_bytes, sample_notebook
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="

@@ -15,16 +15,17 @@ from collections.abc import Callable
 from configparser import ConfigParser
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nbformat
 import pytest
 from aiobotocore.credentials import AioRefreshableCredentials
 from aiobotocore.session import get_session
-from manager_helpers import keys_under, sample_notebook
 from tornado.web import HTTPError
 
 from s3contents import S3ContentsManager
+from s3contents.s3.storage import S3Storage
+from tests.manager.manager_helpers import keys_under, sample_notebook
 
 # --------------------------------------------------------------------------- README, verbatim
 
@@ -243,7 +244,7 @@ async def test_readme_init_s3_hook_with_refreshable_keys(
     _write_credentials(credentials, key_id, secret, timedelta(minutes=5))
     # No keys in the configuration: the session the hook builds is what signs requests.
     cm = make_cm(access_key_id=None, secret_access_key=None, init_s3_hook=make_key_refresh_boto3)
-    assert "aws_secret_access_key" not in cm.storage._client_kwargs
+    assert "aws_secret_access_key" not in cast(S3Storage, cm.storage)._client_kwargs
     assert cm.boto3_session is not None
 
     await cm.save({"type": "file", "format": "text", "content": "x"}, "a.txt")

@@ -25,10 +25,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 import pytest
-from gcs_server import GCSServer
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from servers import S3Server, free_ports
 from tornado.httpclient import HTTPClientError
 from tornado.web import HTTPError
 
@@ -46,6 +44,8 @@ from s3contents.errors import (
 from s3contents.gcs.storage import GCSStorage
 from s3contents.s3.storage import S3Storage
 from s3contents.storage.base import PutMode, Storage
+from tests.support.gcs_server import GCSServer
+from tests.support.servers import S3Server, free_ports
 
 _S = TypeVar("_S", bound=Storage)
 

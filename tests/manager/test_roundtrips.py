@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from manager_helpers import keys_under, notebook_bytes, sample_notebook
-from servers import S3Server
 
 from s3contents import S3ContentsManager
 from s3contents.storage.base import PutMode
+from tests.manager.manager_helpers import keys_under, notebook_bytes, sample_notebook
+from tests.support.servers import S3Server
 
 N_NOTEBOOKS = 1000
 N_FOLDERS = 50

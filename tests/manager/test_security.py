@@ -15,11 +15,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from manager_helpers import keys_under, sample_notebook
 from tornado.httpclient import HTTPClientError
 from tornado.web import HTTPError
 
 from s3contents import S3ContentsManager
+from tests.manager.manager_helpers import keys_under, sample_notebook
 
 HOSTILE = [
     "..",
@@ -190,7 +190,7 @@ async def test_hostile_paths_through_rest(
 
 # --------------------------------------------------------------------------- bad models
 
-BAD_MODELS = {
+BAD_MODELS: dict[str, tuple[dict[str, Any], str]] = {
     "missing type": ({"format": "text", "content": "x"}, "type"),
     "missing content": ({"type": "file", "format": "text"}, "content"),
     "missing format": ({"type": "file", "content": "x"}, "format"),

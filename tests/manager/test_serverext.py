@@ -21,7 +21,7 @@ MIB = 1024 * 1024
 @pytest.fixture(params=[None, False], ids=["default", "turned-off"])
 def setting(request: pytest.FixtureRequest) -> bool | None:
     """``ServerApp.jpserver_extensions["s3contents"]``: unset, or False."""
-    return request.param  # type: ignore[no-any-return]
+    return request.param
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixture_helpers import manager_fixtures
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 
 from s3contents.gcs import GCSContentsManager
+from tests.support.fixture_helpers import manager_fixtures
 
 make_gcs_cm, _gcs_cm = manager_fixtures(GCSContentsManager, "gcs_config", "make_gcs_cm", "gcs_cm")
 
@@ -34,7 +34,7 @@ def _text(content: str) -> dict[str, Any]:
     return {"type": "file", "format": "text", "content": content}
 
 
-async def replay(a: Any, b: Any, path: str, wait: float) -> tuple[bool, float]:
+async def replay(a: Any, b: Any, path: str, wait: float) -> tuple[bool, tuple[float, float]]:
     """(JupyterLab would warn client A, (least, most) seconds between A's write and B's)."""
     begun = time.monotonic()
     known = (await a.save(_text("A"), path))["last_modified"]

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from servers import S3Server
 from tornado.httpclient import HTTPClientError
 from tornado.web import HTTPError
 from traitlets.config import Config
 
 from s3contents import S3ContentsManager
+from tests.support.servers import S3Server
 
 
 async def test_missing_bucket_answers_503_naming_it_and_logs_once(
@@ -67,6 +67,7 @@ async def test_wrong_credentials_start_and_answer_403(jp_fetch: Any) -> None:
     with pytest.raises(HTTPClientError) as raised:
         await jp_fetch("api", "contents", "", method="GET")
     assert raised.value.code == 403
+    assert raised.value.response is not None
     body = json.loads(raised.value.response.body)
     assert "rejected the credentials" in body["message"]
     status = await jp_fetch("api", "status", method="GET")

@@ -62,7 +62,7 @@ async def test_20_mib_upload_round_trips_with_bounded_memory(
         parts_sent.append(len(piece))
         return await real_part(key, upload_id, number, piece)
 
-    cm.storage.multipart_part = part  # type: ignore[method-assign]
+    cm.storage.multipart_part = part  # type: ignore[method-assign, assignment]
     cm.storage.stats.clear()
     for chunk, content in _chunks(data):
         model = await cm.save(_model(chunk, content), "big.bin")
@@ -261,8 +261,8 @@ async def test_chunk_1_again_restarts_the_upload(
 ) -> None:
     cm = make_cm(upload_part_size=PART)
     first = list(_chunks(os.urandom(7 * MIB)))
-    for chunk in first[:6]:  # one part sent
-        await cm.save(_model(*chunk), "again.bin")
+    for number_and_content in first[:6]:  # one part sent
+        await cm.save(_model(*number_and_content), "again.bin")
     data = os.urandom(3 * MIB)
     for chunk, content in _chunks(data):
         await cm.save(_model(chunk, content), "again.bin")

@@ -2,8 +2,9 @@
 
 * ``writers`` (module, per S3 server: SeaweedFS, then moto for AWS's semantics): a
   :class:`Writers` - one bucket and prefix, two Jupyter servers on it, each reaching the
-  store through a :class:`~faults.FaultProxy` of its own (to slow it down, or to SIGKILL
-  the Jupyter server just as a chosen request arrives), and boto3 to look into the bucket.
+  store through a :class:`~tests.support.proxy.StorageProxy` of its own (to slow it down,
+  or to SIGKILL the Jupyter server just as a chosen request arrives), and boto3 to look into
+  the bucket.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
-from multiwriter_support import Writers
-from servers import S3Server
+
+from tests.multiwriter.multiwriter_support import Writers
+from tests.support.servers import S3Server
 
 SERVERS = {"seaweedfs": "seaweedfs", "moto": "moto_s3"}
 

@@ -2,8 +2,9 @@
 
 :class:`Writers` starts Jupyter servers (``python -m jupyterlab``, through
 :func:`jupyter_procs.start_jupyter`) that share a bucket and prefix, each behind a
-:class:`~faults.FaultProxy` of its own, and can SIGKILL and restart any of them. The bucket
-is read directly with boto3 (:meth:`Writers.snapshot`), never through the servers.
+:class:`~tests.support.proxy.StorageProxy` of its own, and can SIGKILL and restart any of
+them. The bucket is read directly with boto3 (:meth:`Writers.snapshot`), never through the
+servers.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from faults import FaultProxy
-from jupyter_procs import JupyterApp, start_jupyter
-from servers import S3Server
+from tests.support.jupyter_procs import JupyterApp, start_jupyter
+from tests.support.proxy import StorageProxy
+from tests.support.servers import S3Server
 
 __all__ = ["CLAIM", "Writers", "api_path", "claims_in", "run_at_once"]
 
@@ -42,16 +43,16 @@ class Writers:
     #: enough for the tests that wait for a killed server's lease to run out.
     settings: dict[str, str] = field(default_factory=lambda: {"rename_lease": "8"})
     apps: list[JupyterApp] = field(default_factory=list)
-    proxies: list[FaultProxy] = field(default_factory=list)
+    proxies: list[StorageProxy] = field(default_factory=list)
 
     def start(self, count: int) -> None:
         for _ in range(count):
-            proxy = FaultProxy(self.server.endpoint_url)
+            proxy = StorageProxy(self.server.endpoint_url)
             proxy.__enter__()
             self.proxies.append(proxy)
             self.apps.append(self._launch(proxy))
 
-    def _launch(self, proxy: FaultProxy) -> JupyterApp:
+    def _launch(self, proxy: StorageProxy) -> JupyterApp:
         return start_jupyter(
             "lab",
             endpoint_url=proxy.url,
@@ -72,7 +73,8 @@ class Writers:
 
     def kill_on(self, index: int, **rule: Any) -> threading.Event:
         """SIGKILL Jupyter server ``index`` just as the first request matching ``rule``
-        (see :class:`faults.Rule`) reaches its proxy; the event is set once it is dead."""
+        (see :class:`tests.support.proxy.Rule`, ``when`` included) reaches its proxy; the event
+        is set once it is dead."""
         done = threading.Event()
         app = self.apps[index]
 

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from multiwriter_support import Writers, api_path, claims_in, run_at_once
+
+from tests.multiwriter.multiwriter_support import Writers, api_path, claims_in, run_at_once
 
 FILES = 300
 #: What each trial ended with, printed after the module (pytest -s): docs/reliability.md.
@@ -56,7 +57,7 @@ def test_two_servers_rename_one_folder_to_one_name(writers: Writers, trial: int)
     try:
         statuses = run_at_once(
             [
-                lambda app=app: app.status_of(
+                lambda app=app: app.status_of(  # type: ignore[misc]  # (default argument)
                     api_path(f"{top}/A"), "PATCH", rename_body(f"{top}/B")
                 )
                 for app in writers.apps

@@ -8,8 +8,8 @@ started again on the same bucket and prefix, and everything is checked straight 
 bucket (boto3, not through Jupyter). Figures: printed after the module (``-s``).
 
 Where the kill happens, and whether the killed request still reaches the store. ``arrived``
-(:meth:`faults.FaultProxy.on`): the proxy runs the kill once the request's head has
-arrived, *then* forwards the request. A request without a body (COPY, LIST) or with a small
+(:meth:`tests.support.proxy.StorageProxy.on`): the proxy runs the kill once the request's
+head has arrived, *then* forwards the request. A request without a body (COPY, LIST) or with a small
 one (a batch delete's XML) is already whole in the proxy's socket when Jupyter dies: it
 reaches the store and is carried out, although nobody is left to read the answer. A 20 MB
 PUT is not: Jupyter dies half-way through sending it, the proxy forwards what it got, and
@@ -26,7 +26,6 @@ the same operation sent again to the restarted server completes.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import http.client
@@ -39,10 +38,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from faults import FaultProxy, Rule
-from multiwriter_support import Writers, api_path, claims_in
-from recording_proxy import _Head, _parse_target
-from servers import S3Server
+
+from tests.multiwriter.multiwriter_support import Writers, api_path, claims_in
+from tests.support.servers import S3Server
 
 MIB = 1024 * 1024
 SAVE_SIZE = 20 * MIB
@@ -66,82 +64,13 @@ def _print_figures() -> Iterator[None]:
         print(f"  {what}: {value}")
 
 
-class KillProxy(FaultProxy):
-    """A :class:`~faults.FaultProxy` whose rules can also act at two other moments:
-    :meth:`on_answered`, once the store has answered the request, before the answer is
-    passed on (the request was carried out; the client never hears of it), and
-    :meth:`on_dropped`, as the request arrives, which is then not forwarded at all (as if
-    the client had died just before sending it)."""
-
-    def __init__(self, upstream_url: str) -> None:
-        super().__init__(upstream_url)
-        self._answered: list[Rule] = []
-        self._dropped: list[Rule] = []
-
-    def on_answered(self, **rule: object) -> Rule:
-        made = Rule(**rule)  # type: ignore[arg-type]
-        with self._rules_lock:
-            self._answered.append(made)
-        return made
-
-    def on_dropped(self, **rule: object) -> Rule:
-        made = Rule(**rule)  # type: ignore[arg-type]
-        with self._rules_lock:
-            self._dropped.append(made)
-        return made
-
-    def clear_rules(self) -> None:
-        super().clear_rules()
-        with self._rules_lock:
-            self._answered.clear()
-            self._dropped.clear()
-
-    async def _fire(self, rules: list[Rule], req: _Head) -> bool:
-        """Run the actions of ``rules`` matching ``req``; whether any matched."""
-        method = req.start[0].upper()
-        _, key, query = _parse_target(req.start[1])
-        with self._rules_lock:
-            fired = [r for r in rules if r.matches(method, key, query)]
-            for r in fired:
-                r.fired += 1
-        for r in fired:
-            if r.action is not None:
-                await asyncio.get_running_loop().run_in_executor(None, r.action)
-        return bool(fired)
-
-    async def _exchange(
-        self,
-        req: _Head,
-        c_reader: asyncio.StreamReader,
-        c_writer: asyncio.StreamWriter,
-        u_reader: asyncio.StreamReader,
-        u_writer: asyncio.StreamWriter,
-    ) -> bool:
-        if await self._fire(self._dropped, req):
-            return False  # not forwarded; both connections are closed
-        return await super()._exchange(req, c_reader, c_writer, u_reader, u_writer)
-
-    async def _relay_response(
-        self,
-        req: _Head,
-        resp: _Head,
-        u_reader: asyncio.StreamReader,
-        c_writer: asyncio.StreamWriter,
-    ) -> bool:
-        await self._fire(self._answered, req)
-        return await super()._relay_response(req, resp, u_reader, c_writer)
-
-
 @pytest.fixture(scope="module")
 def w(seaweedfs: S3Server) -> Iterator[Writers]:
-    """One Jupyter server on a bucket of this module's, behind a :class:`KillProxy`."""
+    """One Jupyter server on a bucket of this module's, behind a proxy of its own."""
     bucket = seaweedfs.make_bucket()
     made = Writers(seaweedfs, bucket, f"kills/{secrets.token_hex(6)}")
     try:
-        proxy = KillProxy(seaweedfs.endpoint_url)
-        proxy.__enter__()
-        made.proxies.append(proxy)
-        made.apps.append(made._launch(proxy))
+        made.start(1)
         yield made
     finally:
         made.stop()
@@ -155,7 +84,7 @@ def _alive(w: Writers) -> Iterator[None]:
     if app.process is None or app.process.poll() is not None:
         w.restart(0)
     w.proxies[0].clear_rules()
-    w.proxies[0].clear()
+    w.proxies[0].reset()
     yield
     w.proxies[0].clear_rules()
 
@@ -169,22 +98,10 @@ WHEN = ("arrived", "dropped", "answered")
 
 
 def kill_at(w: Writers, when: str, **rule: Any) -> threading.Event:
-    """SIGKILL the server at the first request matching ``rule`` (:class:`faults.Rule`'s
-    fields), ``when`` it happens (:data:`WHEN`); the event is set once it is dead."""
-    if when == "arrived":
-        return w.kill_on(0, **rule)
-    done = threading.Event()
-    app = w.apps[0]
-    proxy = w.proxies[0]
-    assert isinstance(proxy, KillProxy)
-
-    def kill() -> None:
-        app.kill()
-        done.set()
-
-    add = {"dropped": proxy.on_dropped, "answered": proxy.on_answered}[when]
-    add(action=kill, **rule)
-    return done
+    """SIGKILL the server at the first request matching ``rule`` (the fields of
+    :class:`tests.support.proxy.Rule`), ``when`` it happens (:data:`WHEN`); the event is set
+    once it is dead."""
+    return w.kill_on(0, when=when, **rule)
 
 
 def settle(w: Writers, timeout: float = 30) -> None:
@@ -193,7 +110,7 @@ def settle(w: Writers, timeout: float = 30) -> None:
     hundreds of keys). The dead server's connections are closed, so none is left once the
     store answered the last request (or the proxy gave up on a body cut short)."""
     proxy = w.proxies[0]
-    w.wait_until(lambda: not proxy._tasks, "the proxy to pass on the killed request", timeout)
+    w.wait_until(lambda: proxy.connections == 0, "the proxy to pass on the killed request", timeout)
 
 
 def sha(data: bytes | None) -> str:
@@ -205,7 +122,7 @@ def base64_file(data: bytes) -> dict[str, Any]:
 
 
 def notebook(source: str) -> dict[str, Any]:
-    cell = {"cell_type": "code", "source": source, "metadata": {}, "outputs": []}
+    cell: dict[str, Any] = {"cell_type": "code", "source": source, "metadata": {}, "outputs": []}
     cell["execution_count"] = None
     content = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     return {"type": "notebook", "content": content}
@@ -274,7 +191,7 @@ def test_a_20_mb_save_killed_leaves_old_or_new_bytes_and_a_retry_saves(
     took: list[float] = []
     for _ in range(SAVE_TRIALS[when]):
         new = os.urandom(SAVE_SIZE)
-        w.proxies[0].clear()
+        w.proxies[0].reset()
         dead = kill_at(w, when, method="PUT", key_contains=key)
         with pytest.raises(NO_ANSWER):  # no answer at all, so no 2xx
             app.status_of(api_path(path), "PUT", base64_file(new))
@@ -342,7 +259,7 @@ def test_a_checkpoint_restore_killed_at_its_copy_leaves_old_or_restored(
 
     key = w.key(path)
     restore = api_path(path) + f"/checkpoints/{made['id']}"
-    w.proxies[0].clear()
+    w.proxies[0].reset()
     dead = kill_at(w, when, method="PUT", key_contains=key)
     with pytest.raises(NO_ANSWER):
         app.status_of(restore, "POST")
@@ -431,7 +348,7 @@ def test_a_folder_delete_killed_leaves_whole_files_and_a_retry_deletes_the_rest(
     others = w.seed(f"{top}/D2", 3) | w.seed(top, 1)  # D2/f000N.txt and f0000.txt
     app = w.apps[0]
     assert app.status_of(api_path(folder)) == 200
-    w.proxies[0].clear()
+    w.proxies[0].reset()
     dead = kill_at(w, when, **rule)
     with pytest.raises(NO_ANSWER):
         app.status_of(api_path(folder), "DELETE")
@@ -487,7 +404,7 @@ def test_a_folder_rename_killed_at_its_first_delete_batch_is_finished_by_a_retry
     top = f"ren-{when}"
     files = w.seed(f"{top}/A", FOLDER_FILES)
     app = w.apps[0]
-    w.proxies[0].clear()
+    w.proxies[0].reset()
     dead = kill_at(w, when, method="POST", query_has="delete")
     with pytest.raises(NO_ANSWER):
         app.status_of(api_path(f"{top}/A"), "PATCH", {"path": f"{top}/B"})

@@ -29,8 +29,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from jupyter_procs import JupyterApp, start_jupyter
-from servers import S3Server
+
+from tests.support.jupyter_procs import JupyterApp, start_jupyter
+from tests.support.servers import S3Server
 
 MIB = 1024 * 1024
 #: Chunks of 5 MiB and a bit: each is a part (the smallest S3 allows) once the next arrives.

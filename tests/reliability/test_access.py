@@ -32,11 +32,11 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
-from servers import S3Server, free_ports, start_seaweedfs
 from tornado.httpclient import HTTPClientError
 from traitlets.config import Config
 
 from s3contents import S3ContentsManager
+from tests.support.servers import S3Server, free_ports, start_seaweedfs
 
 PREFIX = "ro"
 READ_KEY = f"ro{secrets.token_hex(8)}"

@@ -23,11 +23,12 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from faults import FaultProxy, RestartableSeaweedFS
 from tornado.httpclient import HTTPClientError
 from traitlets.config import Config
 
 from s3contents import S3ContentsManager
+from tests.support.proxy import StorageProxy
+from tests.support.servers import RestartableSeaweedFS
 
 MIB = 1024 * 1024
 FOLDER_FILES = 200
@@ -57,9 +58,9 @@ def fault_server() -> Iterator[RestartableSeaweedFS]:
 
 
 @pytest.fixture(scope="module")
-def proxy(fault_server: RestartableSeaweedFS) -> Iterator[FaultProxy]:
+def proxy(fault_server: RestartableSeaweedFS) -> Iterator[StorageProxy]:
     assert fault_server.server is not None
-    with FaultProxy(fault_server.server.endpoint_url) as p:
+    with StorageProxy(fault_server.server.endpoint_url) as p:
         yield p
 
 
@@ -71,7 +72,7 @@ def fault_bucket(fault_server: RestartableSeaweedFS) -> str:
 
 @pytest.fixture
 def storage(
-    fault_server: RestartableSeaweedFS, proxy: FaultProxy, fault_bucket: str
+    fault_server: RestartableSeaweedFS, proxy: StorageProxy, fault_bucket: str
 ) -> Iterator[Faulty]:
     """The test's view of the server: its own prefix, the server up, no rules left over."""
     if not fault_server.alive:
@@ -86,7 +87,7 @@ class Faulty:
     """Kill/restart the server and look straight into the bucket (not through the proxy)."""
 
     def __init__(
-        self, server: RestartableSeaweedFS, proxy: FaultProxy, bucket: str, prefix: str
+        self, server: RestartableSeaweedFS, proxy: StorageProxy, bucket: str, prefix: str
     ) -> None:
         self.server, self.proxy, self.bucket, self.prefix = server, proxy, bucket, prefix
 

@@ -1,7 +1,7 @@
 """Hostile input through the REST API: paths and models meant to escape or break the server.
 
 A live Jupyter Server runs ``S3ContentsManager`` on the test's prefix of a SeaweedFS bucket,
-through a recording HTTP proxy (``tests/recording_proxy.py``): every request that reaches the
+through a recording HTTP proxy (``tests/support/proxy.py``): every request that reaches the
 S3 server is recorded with its bucket, key, listing ``prefix=``, copy source and the keys of
 a batch delete. Next to the prefix lie two canaries (a sibling prefix ``<prefix>-canary/``,
 the bucket's root), outside it.
@@ -40,12 +40,12 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
-from recording_proxy import RecordingProxy, Seen
-from servers import S3Server
 from tornado.httpclient import HTTPResponse
 from traitlets.config import Config
 
 from s3contents import S3ContentsManager
+from tests.support.proxy import Seen, StorageProxy
+from tests.support.servers import S3Server
 
 #: The live server's request body limit (jupyter_server's ``max_body_size``; 512 MiB by
 #: default), small here so that a body over it is cheap to send.
@@ -234,13 +234,13 @@ def odd_paths(prefix: str, bucket: str) -> list[str]:
 
 
 @pytest.fixture
-def proxy(seaweedfs: S3Server) -> Iterator[RecordingProxy]:
-    with RecordingProxy(seaweedfs.endpoint_url) as recording:
+def proxy(seaweedfs: S3Server) -> Iterator[StorageProxy]:
+    with StorageProxy(seaweedfs.endpoint_url) as recording:
         yield recording
 
 
 @pytest.fixture
-def jp_server_config(s3_config: dict[str, str], proxy: RecordingProxy) -> Config:
+def jp_server_config(s3_config: dict[str, str], proxy: StorageProxy) -> Config:
     """The live server talks to SeaweedFS through the proxy; its body limit is small."""
     return Config(
         {
@@ -343,7 +343,7 @@ def escapes(requests: list[Seen], bucket: str, prefix: str) -> list[str]:
 
 
 def assert_contained(
-    proxy: RecordingProxy,
+    proxy: StorageProxy,
     s3: Any,
     bucket: str,
     prefix: str,
@@ -437,7 +437,7 @@ async def _setup_tree(cm: S3ContentsManager, s3: Any) -> None:
 async def test_bad_paths_answer_4xx_and_nothing_outside_the_prefix_is_touched(
     jp_serverapp: Any,
     client: Client,
-    proxy: RecordingProxy,
+    proxy: StorageProxy,
     s3: Any,
     s3_config: dict[str, str],
     canaries: dict[str, bytes],
@@ -463,7 +463,7 @@ async def test_bad_paths_answer_4xx_and_nothing_outside_the_prefix_is_touched(
     ]
     _report(failures, f"of {len(requests)} requests with a bad path did not answer 4xx")
 
-    ids = [
+    ids: list[tuple[str | None, str, str]] = [
         (None, "POST", "/api/contents/ok.txt/trust"),
         (None, "POST", "/api/contents/okdir/trust"),
     ]
@@ -513,7 +513,7 @@ async def test_bad_paths_answer_4xx_and_nothing_outside_the_prefix_is_touched(
 async def test_odd_but_plain_names_are_stored_inside_the_prefix_as_given(
     jp_serverapp: Any,
     client: Client,
-    proxy: RecordingProxy,
+    proxy: StorageProxy,
     s3: Any,
     s3_config: dict[str, str],
     canaries: dict[str, bytes],
@@ -676,7 +676,7 @@ async def test_bad_models_answer_4xx_and_write_nothing(
     jp_serverapp: Any,
     http_server: Any,
     client: Client,
-    proxy: RecordingProxy,
+    proxy: StorageProxy,
     s3: Any,
     s3_config: dict[str, str],
     canaries: dict[str, bytes],
@@ -688,7 +688,7 @@ async def test_bad_models_answer_4xx_and_write_nothing(
     await _setup_tree(cm, s3)
     await cm.save({**NB, "content": NOTEBOOK}, "exists.ipynb")
     before = snapshot(s3, bucket)
-    proxy.clear()
+    proxy.reset()
 
     requests: list[tuple[str, str, str, Any]] = []
     for name, body in BAD_FILE_BODIES.items():

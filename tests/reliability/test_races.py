@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from faults import FaultProxy
-from servers import S3Server
 from tornado.httpclient import HTTPClientError
 from tornado.web import HTTPError
+
+from tests.support.proxy import StorageProxy
+from tests.support.servers import S3Server
 
 CLIENTS = 20
 
@@ -48,8 +49,8 @@ async def outcome(coro: Any) -> int:
 
 
 @pytest.fixture
-def proxy(seaweedfs: S3Server) -> Iterator[FaultProxy]:
-    with FaultProxy(seaweedfs.endpoint_url) as p:
+def proxy(seaweedfs: S3Server) -> Iterator[StorageProxy]:
+    with StorageProxy(seaweedfs.endpoint_url) as p:
         yield p
 
 
@@ -171,7 +172,7 @@ async def test_rest_renames_racing_onto_one_name(jp_fetch: Any, make_cm: Any) ->
 
 
 async def test_save_landing_inside_a_file_rename_makes_the_rename_409_and_loses_nothing(
-    make_cm: Any, proxy: FaultProxy, s3: Any
+    make_cm: Any, proxy: StorageProxy, s3: Any
 ) -> None:
     renamer = make_cm(endpoint_url=proxy.url)
     saver = make_cm()
@@ -204,7 +205,7 @@ async def test_save_landing_inside_a_file_rename_makes_the_rename_409_and_loses_
 
 
 async def test_save_landing_inside_a_folder_rename_follows_the_folder(
-    make_cm: Any, proxy: FaultProxy, s3: Any
+    make_cm: Any, proxy: StorageProxy, s3: Any
 ) -> None:
     renamer = make_cm(endpoint_url=proxy.url)
     saver = make_cm()

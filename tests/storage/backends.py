@@ -20,14 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any, ClassVar
 
-from gcs_server import GCSServer
-from servers import S3Server
-
 from s3contents.gcs import storage as gcs_module
 from s3contents.gcs.storage import GCSStorage
 from s3contents.s3 import storage as s3_module
 from s3contents.s3.storage import S3Storage
 from s3contents.storage.base import Storage
+from tests.support.gcs_server import GCSServer
+from tests.support.servers import S3Server
 
 __all__ = ["Backend", "GCSBackend", "S3Backend"]
 
@@ -37,6 +36,8 @@ class Backend:
 
     #: The server's name (``seaweedfs``, ``moto``, ``fake-gcs-server``), also the test id.
     name: str
+    #: The running server.
+    server: S3Server | GCSServer
     #: A bucket the session shares; tests keep apart by prefix.
     bucket: str
     #: The adapter module whose ``_PAGE`` is the number of entries asked for per LIST.
@@ -107,7 +108,8 @@ class Backend:
 class S3Backend(Backend):
     """``S3Storage`` on an S3 server started by ``servers.py``."""
 
-    page_module = s3_module
+    server: S3Server
+    page_module: ClassVar[ModuleType] = s3_module
     delete_batch = 1000
     tiny_upload_requests = {"PUT": 1, "POST": 1}
     lists_uploads = True
@@ -189,7 +191,8 @@ class GCSBackend(Backend):
     the tests of secrets in logs need.
     """
 
-    page_module = gcs_module
+    server: GCSServer
+    page_module: ClassVar[ModuleType] = gcs_module
     delete_batch = 100  # GCS's limit of calls per batch request
     tiny_upload_requests = {"PUT": 1}
     lists_uploads = False

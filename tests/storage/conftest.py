@@ -15,16 +15,16 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from s3contents.storage.base import Storage
-
-from .backends import Backend, GCSBackend, S3Backend
-from .gaps import GAPS, probe
+from tests.storage.backends import Backend, GCSBackend, S3Backend
+from tests.storage.gaps import GAPS, probe
 
 #: Backend id -> (session fixture of its server, Backend class).
-BACKENDS: dict[str, tuple[str, type[Backend]]] = {
+BACKENDS: dict[str, tuple[str, Callable[[Any], Backend]]] = {
     "seaweedfs": ("seaweedfs", S3Backend),
     "moto": ("moto_s3", S3Backend),
     "fake-gcs-server": ("gcs_server", GCSBackend),

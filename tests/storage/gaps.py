@@ -27,8 +27,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from gcs_server import GCSServer
-from servers import S3Server
+
+from tests.support.gcs_server import GCSServer
+from tests.support.servers import S3Server
 
 __all__ = ["GAPS", "probe"]
 

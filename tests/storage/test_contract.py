@@ -61,7 +61,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from servers import free_ports
 
 from s3contents.errors import (
     AlreadyExists,
@@ -72,8 +71,8 @@ from s3contents.errors import (
     Unavailable,
 )
 from s3contents.storage.base import Copied, Listing, ObjectInfo, PutMode, Storage, StoredParts
-
-from .backends import Backend
+from tests.storage.backends import Backend
+from tests.support.servers import free_ports
 
 pytestmark = pytest.mark.storage
 

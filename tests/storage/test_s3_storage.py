@@ -11,11 +11,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from servers import S3Server
 
 from s3contents.errors import Forbidden, NotFound
 from s3contents.s3.storage import S3Storage
 from s3contents.storage.base import PutMode
+from tests.support.servers import S3Server
 
 pytestmark = pytest.mark.storage
 

@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -46,7 +47,7 @@ def readme_text() -> str:
 
 
 @pytest.mark.parametrize("table", generator.TABLES, ids=lambda table: table.key)
-def test_readme_table_is_generated_from_the_traits(table: object) -> None:
+def test_readme_table_is_generated_from_the_traits(table: Any) -> None:
     readme = readme_text()
     current = generator.current_table(table, readme)
     expected = generator.render_table(table, readme)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import datetime, timezone
+from typing import Any
 
 import botocore.session
 import pytest
@@ -76,7 +77,7 @@ def test_installed_in_the_session_parsers() -> None:
     assert parser._timestamp_parser is parse_timestamp
 
 
-def _listing(n: int) -> dict[str, object]:
+def _listing(n: int) -> dict[str, Any]:
     rows = "".join(
         f"<Contents><Key>p/nb-{i:05d}.ipynb</Key><LastModified>2024-01-02T03:04:05.000Z"
         f"</LastModified><ETag>&quot;e{i}&quot;</ETag><Size>{i}</Size></Contents>"
@@ -109,7 +110,7 @@ def test_big_answers_are_parsed_in_a_thread(
 
     monkeypatch.setattr(parser.__class__.__mro__[1], "_do_parse", spy)
 
-    async def main() -> dict[str, object]:
+    async def main() -> dict[str, Any]:
         loop_thread.append(threading.get_ident())
         return await parser.parse(_listing(entries), shape)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from traitlets import Any as AnyTrait
@@ -17,6 +17,7 @@ from traitlets import Bool, Dict, Float, Int, TraitError, Unicode
 from traitlets.config import Config, Configurable
 
 from s3contents.s3.manager import S3ContentsManager, validate_bucket
+from s3contents.s3.storage import S3Storage
 from s3contents.settings import apply_environment, configured_names, parse_env_value
 
 # --------------------------------------------------------------------------- apply_environment
@@ -250,7 +251,7 @@ def test_env_reaches_the_storage_adapter(clean_env: pytest.MonkeyPatch) -> None:
     assert manager.storage.url == "s3://env-bucket"
     assert manager.keys.prefix == "team|alice"
     assert manager.keys.key("a/b.txt") == "team|alice|a|b.txt"
-    assert manager.storage.max_concurrency == 5
+    assert cast(S3Storage, manager.storage).max_concurrency == 5
     assert manager.storage.request_timeout == 7.5
     manager.request_timeout = 0  # 0: no limit, and a change reaches the built adapter
     assert manager.storage.request_timeout is None

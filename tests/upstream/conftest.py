@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import upstream_support as support
-from exclusions import EXCLUDED
-from fixture_helpers import manager_factory
 from jupyter_server.serverapp import ServerApp
 from nbformat.sign import NotebookNotary
 
 from s3contents.manager import ObjectStoreContentsManager
+from tests.support.fixture_helpers import manager_factory
+from tests.upstream import upstream_support as support
+from tests.upstream.exclusions import EXCLUDED
 
 UPSTREAM_ROOT = support.ensure_upstream()
 pytest.register_assert_rewrite(support.PACKAGE)

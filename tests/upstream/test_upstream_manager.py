@@ -1,5 +1,5 @@
 """jupyter_server's tests/services/contents/test_manager.py, on our contents managers."""
 
-from upstream_support import load_upstream
+from tests.upstream.upstream_support import load_upstream
 
 globals().update(load_upstream("test_manager"))

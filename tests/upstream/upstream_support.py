@@ -435,9 +435,9 @@ class Backend:
     tree: Callable[[dict[str, str]], BucketTree]
 
     @property
-    def manager_class(self) -> type:
+    def manager_class(self) -> type[Any]:
         module, _, name = self.manager.rpartition(".")
-        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), name)
 
     @property
     def manager_name(self) -> str:
@@ -684,7 +684,7 @@ def _base(test_id: str) -> str:
 def render_readme_section(
     version: str, runs: dict[str, BackendRun], excluded_ids: dict[str, dict[str, list[str]]]
 ) -> str:
-    from exclusions import EXCLUDED
+    from tests.upstream.exclusions import EXCLUDED
 
     lines = [README_START, _README_INTRO, f"Last full run, jupyter_server {version}:", ""]
     for run in runs.values():

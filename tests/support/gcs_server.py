@@ -9,7 +9,7 @@ and is stopped by PID.  Starting, waiting and stopping are ``servers.py``'s help
 
 Usage::
 
-    from gcs_server import start_fake_gcs
+    from tests.support.gcs_server import start_fake_gcs
 
     with start_fake_gcs() as server:
         bucket = server.make_bucket()
@@ -32,26 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-try:
-    from servers import (
-        LOOPBACK,
-        ProcessServer,
-        ServerStartError,
-        free_ports,
-        spawn,
-        start_with_retries,
-        wait_for,
-    )
-except ImportError:  # imported as tests.gcs_server, by the benchmarks
-    from tests.servers import (
-        LOOPBACK,
-        ProcessServer,
-        ServerStartError,
-        free_ports,
-        spawn,
-        start_with_retries,
-        wait_for,
-    )
+from tests.support.servers import (
+    LOOPBACK,
+    ProcessServer,
+    ServerStartError,
+    free_ports,
+    spawn,
+    start_with_retries,
+    wait_for,
+)
 
 __all__ = ["GCSServer", "find_fake_gcs", "start_fake_gcs"]
 

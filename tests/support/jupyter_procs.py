@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from servers import spawn
-
 from s3contents.embedded import LOOPBACK, free_ports, stop_process
+from tests.support.servers import spawn
 
 __all__ = ["USER_SETTINGS", "JupyterApp", "start_jupyter"]
 

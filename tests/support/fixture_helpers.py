@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
 import pytest
-from servers import ProcessServer
+
+from tests.support.servers import ProcessServer
 
 __all__ = ["STARTED", "manager_factory", "manager_fixtures", "run_server"]
 

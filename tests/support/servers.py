@@ -12,19 +12,19 @@ refuses requests that are not signed with the credentials it was started with:
   IAM authentication is switched on once a user with an access key has been created, so a
   wrong key or secret is refused with 403 just like on SeaweedFS.
 
-:func:`install_loopback_guard` makes the calling process refuse any connection or name lookup
-off the loopback interface (the test suite installs it for the whole run).
+The guard that keeps the test run on loopback is :mod:`tests.support.netguard`.
 
 Use :func:`start_seaweedfs` or :func:`start_moto` (or :func:`start_server` by name); each
-returns an :class:`S3Server`, which is also a context manager.  :meth:`S3Server.stop` ends the
-process it started (by PID), waits for it and removes its data directory.  The process helpers
-(:class:`ProcessServer`, :func:`spawn`, :func:`wait_for`, :func:`start_with_retries`) serve
-``gcs_server.py`` too.
+returns an :class:`S3Server`, which is also a context manager. :class:`RestartableSeaweedFS`
+is a SeaweedFS that can be SIGKILLed and started again on the same data (the fault tests).
+:meth:`S3Server.stop` ends the process it started (by PID), waits for it and removes its data
+directory.  The process helpers (:class:`ProcessServer`, :func:`spawn`, :func:`wait_for`,
+:func:`start_with_retries`) serve ``gcs_server.py`` too.
 
 This module only needs the standard library, boto3 and ``s3contents.embedded``, so
 ``benchmarks/`` can import it too::
 
-    from tests.servers import start_seaweedfs
+    from tests.support.servers import start_seaweedfs
 
     with start_seaweedfs() as server:
         bucket = server.make_bucket()
@@ -34,12 +34,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ipaddress
 import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -68,18 +66,12 @@ from s3contents.embedded import (
 
 __all__ = [
     "LOOPBACK",
-    "NonLoopbackNetworkError",
     "ProcessServer",
+    "RestartableSeaweedFS",
     "S3Server",
     "ServerStartError",
-    "check_address",
     "find_weed",
     "free_ports",
-    "install_loopback_guard",
-    "is_loopback_host",
-    "loopback_guard_installed",
-    "loopback_violations",
-    "remove_loopback_guard",
     "spawn",
     "start_moto",
     "start_seaweedfs",
@@ -500,6 +492,59 @@ def _enable_moto_auth(server: S3Server) -> tuple[str, str]:
     return str(access_key["AccessKeyId"]), str(access_key["SecretAccessKey"])
 
 
+class RestartableSeaweedFS:
+    """A SeaweedFS whose process can be killed and started again on the same data.
+
+    ``weed mini`` on a data directory of its own, with fixed credentials; :meth:`kill` sends
+    SIGKILL (no clean shutdown, as when a machine or container dies), :meth:`restart` starts
+    it again on the same data. The new process listens on new ports: a
+    :class:`tests.support.proxy.StorageProxy` in front hides that (its ``retarget``).
+    """
+
+    def __init__(self) -> None:
+        self.data_dir = Path(tempfile.mkdtemp(prefix="s3c-faults-"))
+        self.access_key_id = f"s3c{secrets.token_hex(8)}"
+        self.secret_access_key = secrets.token_urlsafe(30)
+        self.server: S3Server | None = None
+        self.kills = 0
+        self.restarts: list[float] = []  # seconds each restart took
+
+    def start(self) -> S3Server:
+        self.server = start_seaweedfs(
+            access_key_id=self.access_key_id,
+            secret_access_key=self.secret_access_key,
+            data_dir=self.data_dir,
+        )
+        return self.server
+
+    @property
+    def alive(self) -> bool:
+        return self.server is not None and self.server.is_running()
+
+    def kill(self) -> None:
+        """SIGKILL the server process (by the PID we started) and wait for it."""
+        server, self.server = self.server, None
+        if server is None:
+            return
+        if server.process is not None:
+            server.process.kill()
+            server.process.wait(10)
+        server.stop()  # closes its log and client; the data directory is ours, kept
+        self.kills += 1
+
+    def restart(self) -> S3Server:
+        began = time.monotonic()
+        server = self.start()
+        self.restarts.append(time.monotonic() - began)
+        return server
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
 def start_server(name: str) -> S3Server:
     """Start a server by name: ``"seaweedfs"`` or ``"moto"``."""
     if name == "seaweedfs":
@@ -510,7 +555,8 @@ def start_server(name: str) -> S3Server:
 
 
 def _main(argv: list[str]) -> int:
-    """Run a server in the foreground until interrupted: ``python -m tests.servers [name]``."""
+    """Run a server in the foreground until interrupted:
+    ``python -m tests.support.servers [name]``."""
     name = argv[0] if argv else "seaweedfs"
     server = start_server(name)
     try:
@@ -535,91 +581,6 @@ def _main(argv: list[str]) -> int:
         return 0
     finally:
         server.stop()
-
-
-# --------------------------------------------------------------------------- loopback only
-
-
-class NonLoopbackNetworkError(OSError):
-    """Code tried to reach an address that is not on the loopback interface."""
-
-
-#: One message per refused attempt, for callers to check even when the error was swallowed.
-loopback_violations: list[str] = []
-
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-_real_getaddrinfo = socket.getaddrinfo
-
-
-def is_loopback_host(host: str | bytes | None) -> bool:
-    """Whether ``host`` names this machine without a name lookup: a loopback (or unspecified)
-    IP literal, ``localhost`` or ``*.localhost``; None and "" (the local host) too."""
-    if host is None:
-        return True
-    if isinstance(host, bytes):
-        host = host.decode("ascii", "replace")
-    if host in ("", "localhost") or host.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback or address.is_unspecified
-
-
-def _refuse(what: str) -> NonLoopbackNetworkError:
-    message = f"only the loopback interface may be used; refused {what}"
-    loopback_violations.append(message)
-    return NonLoopbackNetworkError(message)
-
-
-def check_address(sock: socket.socket, address: Any) -> None:
-    """Raise :class:`NonLoopbackNetworkError` if ``sock`` may not connect to ``address``."""
-    inet = sock.family in (socket.AF_INET, socket.AF_INET6)
-    if inet and isinstance(address, tuple) and not is_loopback_host(address[0]):
-        raise _refuse(f"connect to {address!r}")
-
-
-def _guarded_connect(self: socket.socket, address: Any) -> None:
-    check_address(self, address)
-    _real_connect(self, address)
-
-
-def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
-    check_address(self, address)
-    return _real_connect_ex(self, address)
-
-
-def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-    if not is_loopback_host(host):
-        raise _refuse(f"name lookup of {host!r}")
-    return _real_getaddrinfo(host, *args, **kwargs)
-
-
-def install_loopback_guard() -> None:
-    """Make this process refuse (and record) TCP/UDP connects and name lookups off loopback.
-
-    Covers everything built on :mod:`socket` (urllib3, botocore, aiohttp, tornado, asyncio);
-    not C libraries with sockets of their own (zmq).
-    """
-    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
-    socket.getaddrinfo = _guarded_getaddrinfo
-
-
-def remove_loopback_guard() -> None:
-    """Undo :func:`install_loopback_guard`."""
-    socket.socket.connect = _real_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
-    socket.getaddrinfo = _real_getaddrinfo
-
-
-def loopback_guard_installed() -> bool:
-    """Whether :func:`install_loopback_guard` is in force."""
-    return socket.socket.connect is _guarded_connect and socket.getaddrinfo is _guarded_getaddrinfo
 
 
 if __name__ == "__main__":

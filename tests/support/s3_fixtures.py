@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fixture_helpers import manager_fixtures
-from servers import S3Server
 from traitlets.config import Config
 
 from s3contents import S3ContentsManager
+from tests.support.fixture_helpers import manager_fixtures
+from tests.support.servers import S3Server
 
 __all__ = ["cm", "extra_cm_config", "jp_server_config", "jp_serverapp", "make_cm", "s3"]
 
