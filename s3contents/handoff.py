@@ -31,11 +31,13 @@ __all__ = ["MAX_AGE", "hand_over", "known", "receiving"]
 
 #: Seconds a handover stays good (a request's two calls follow each other at once).
 MAX_AGE = 2.0
+#: The clock of handovers (a test moves it).
+_clock = time.monotonic
 
 
 @dataclass
 class _Handover:
-    made: float = field(default_factory=time.monotonic)
+    made: float = field(default_factory=lambda: _clock())
     infos: dict[str, ObjectInfo | None] = field(default_factory=dict)
 
 
@@ -50,7 +52,7 @@ def receiving() -> Iterator[None]:
     """Take what the previous call handed over (or nothing), for the length of one call."""
     handed = _NEXT.get()
     _NEXT.set(None)
-    if handed is not None and time.monotonic() - handed.made > MAX_AGE:
+    if handed is not None and _clock() - handed.made > MAX_AGE:
         handed = None
     token = _TAKEN.set(handed)
     try:
@@ -62,7 +64,7 @@ def receiving() -> Iterator[None]:
 def hand_over(key: str, info: ObjectInfo | None) -> None:
     """Tell the next call that ``key`` holds ``info`` (``None``: no object)."""
     handed = _NEXT.get()
-    if handed is None or time.monotonic() - handed.made > MAX_AGE:
+    if handed is None or _clock() - handed.made > MAX_AGE:
         handed = _Handover()
         _NEXT.set(handed)
     handed.infos[key] = info

@@ -32,10 +32,10 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, cast
+from typing import Any
 
 from .errors import BadRequest, Conflict, ContentsError, Forbidden, NotFound
 from .models import encode_content, guess_mimetype
@@ -359,9 +359,7 @@ class ChunkedUploads:
 
     async def _stream_back(self, session: UploadSession, keep: int) -> None:
         """Take the first ``keep`` bytes of the object at the session's key."""
-        stream = cast(
-            "AsyncGenerator[bytes, None]", self.storage.stream(session.key, _STREAM_PIECE)
-        )
+        stream = self.storage.stream(session.key, _STREAM_PIECE)
         async with contextlib.aclosing(stream) as pieces:
             async for piece in pieces:
                 take = piece[: keep - session.received]
