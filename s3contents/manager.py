@@ -20,33 +20,35 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from tornado.web import HTTPError
 
 from . import handoff, models
 from .collab import drop_stale_file_ids, move_file_ids
-from .contents import Download, copy_name, create_unique
+from .contents import copy_name, create_unique
 from .errors import (
     AlreadyExists,
     BadRequest,
     ContentsError,
     NotFound,
-    http_errors,
 )
 from .folders import FolderListing
 from .hooks import run_post_save_hooks, run_pre_save_hooks
 from .parts import ManagerParts
-from .paths import is_hidden_path, join_api, matches_globs, normalize_api_path, split_api
+from .parts import api_call as _api
+from .paths import (
+    ancestors_and_self,
+    is_hidden_path,
+    join_api,
+    split_api,
+)
 from .storage.base import ObjectInfo, PutMode
 from .uploads import check_chunk
 
 __all__ = ["ObjectStoreContentsManager"]
-
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 #: Notebooks larger than this are parsed and serialised in a worker thread.
 _THREAD_THRESHOLD = 256 * 1024
@@ -54,56 +56,8 @@ _THREAD_THRESHOLD = 256 * 1024
 _THREAD_ENTRIES = 2000
 
 
-def _api(func: F) -> F:
-    """A public method of the contents API: the bucket is checked at the first call, what
-    the request's previous call handed over is taken (:mod:`s3contents.handoff`), and the
-    package's errors leave as HTTP errors (:func:`s3contents.errors.http_errors`)."""
-
-    @functools.wraps(func)
-    @http_errors
-    async def wrapper(self: ObjectStoreContentsManager, *args: Any, **kwargs: Any) -> Any:
-        self._remember_loop()
-        with handoff.receiving():
-            if not self._storage_checked:
-                await self._check_storage()
-            return await func(self, *args, **kwargs)
-
-    return cast(F, wrapper)
-
-
-def _ancestors_and_self(api_path: str) -> list[str]:
-    """``"a/b/c"`` -> ``["a", "a/b", "a/b/c"]``."""
-    names = api_path.split("/")
-    return ["/".join(names[: i + 1]) for i in range(len(names))]
-
-
 class ObjectStoreContentsManager(ManagerParts):
     """Jupyter contents (notebooks, files, folders, checkpoints) in an object store."""
-
-    # -- rules ----------------------------------------------------------------------------
-    def _norm(self, api_path: str | None) -> str:
-        return normalize_api_path(api_path)
-
-    def _check_readable(self, api_path: str) -> None:
-        if api_path and (
-            (not self.allow_hidden and is_hidden_path(api_path)) or self.keys.is_own_file(api_path)
-        ):
-            raise NotFound(f"file or directory does not exist: {api_path!r}", path=api_path)
-
-    def _check_writable(self, api_path: str, verb: str = "create") -> None:
-        if not api_path:
-            raise BadRequest(f"Cannot {verb} the root folder", path=api_path)
-        if self.keys.is_reserved(api_path):
-            raise BadRequest(f"Cannot {verb} {api_path!r}: the name is reserved", path=api_path)
-        if not self.allow_hidden and is_hidden_path(api_path):
-            raise BadRequest(f"Cannot {verb} file or directory {api_path!r}", path=api_path)
-
-    def _listable(self, name: str) -> bool:
-        if self.keys.is_own_name(name) or not name:
-            return False
-        if not self.allow_hidden and name.startswith("."):
-            return False
-        return not matches_globs(name, list(self.hide_globs))
 
     # -- folders --------------------------------------------------------------------------
     async def _dir_model(
@@ -257,47 +211,6 @@ class ObjectStoreContentsManager(ManagerParts):
             self._hashes.remember(key, info.etag, hashed)
             model.update(hashed)
         return model
-
-    # -- for the web layer and the hybrid manager -----------------------------------------
-    @_api
-    async def download(self, path: str) -> Download:
-        """The file at ``path`` for ``/files/``: one HEAD now, its bytes streamed from the
-        store when read. Hidden files (unless allowed) and the package's own objects are 404."""
-        api_path = self._norm(path)
-        if not api_path:
-            raise NotFound("Not a file")
-        if (not self.allow_hidden and is_hidden_path(api_path)) or self.keys.is_reserved(api_path):
-            raise NotFound("Not found", path=api_path)
-        info = self._renamed.apply(await self.storage.head(self.keys.key(api_path)))
-        storage = self.storage
-
-        def read(piece_size: int) -> AsyncGenerator[bytes, None]:
-            return storage.stream(info.key, piece_size)
-
-        return Download(split_api(api_path)[1], info.size, info.last_modified, info.etag, read)
-
-    def stream(self, path: str, piece_size: int) -> AsyncGenerator[bytes, None]:
-        """The bytes of the file at ``path`` as they arrive from the store, in pieces of at
-        most ``piece_size``: one GET, no HEAD (the hybrid manager's copies, whose source
-        was already asked for its type). Errors are the package's, raised when iterated."""
-        api_path = self._norm(path)
-        self._check_readable(api_path)
-        return self.storage.stream(self.keys.key(api_path), piece_size)
-
-    @_api
-    async def stored_files(self, path: str) -> list[str]:
-        """Every file stored under the folder ``path``, recursively, hidden or not (paths
-        inside it), from the store itself rather than listings: the package's own objects
-        and checkpoints excepted. The hybrid manager checks with it that a move between
-        mounts leaves nothing behind."""
-        return await self.tree.stored_files(self._norm(path))
-
-    async def abort_upload(self, path: str, reason: str) -> bool:
-        """Abort the chunked upload in progress to ``path``, if any (its object never
-        appears); returns whether there was one."""
-        if self._uploads is None:
-            return False
-        return bool(await http_errors(self._uploads.abort)(self.keys.key(self._norm(path)), reason))
 
     # -- save -----------------------------------------------------------------------------
     @_api
@@ -522,7 +435,7 @@ class ObjectStoreContentsManager(ManagerParts):
         elif is_dir:
             # As Jupyter's local manager: a folder copied to a path that is no folder goes
             # into a new folder of that path, under its own name.
-            for parent in _ancestors_and_self(dst):
+            for parent in ancestors_and_self(dst):
                 if await self.tree.info(parent) is not None:
                     raise BadRequest(f"{parent} is a file, not a folder", path=dst)
             model = await self._copy_to(src, join_api(dst, copy_name(from_name)), info)
@@ -664,24 +577,3 @@ class ObjectStoreContentsManager(ManagerParts):
         if self.keys.is_reserved(api_path):
             raise NotFound(f"file does not exist: {api_path!r}", path=api_path)
         return api_path
-
-    async def sweep_uploads(self) -> int:
-        """Abort the orphaned uploads under this manager's prefix (left behind by a process
-        that died: silent for longer than ``upload_timeout``); returns how many. A Jupyter
-        server does it at start and every ``upload_timeout`` seconds (see
-        :mod:`s3contents.serverext`)."""
-        return int(await http_errors(self.uploads.sweep)(self.keys.root))
-
-    def start_sweeping_uploads(self) -> None:
-        """Sweep now and every ``upload_timeout`` seconds in the running event loop, until
-        :meth:`close` (the server extension calls it at start)."""
-        self._remember_loop()
-        self.uploads.start_sweeping(self.keys.root)
-
-    async def close(self) -> None:
-        """Abort uploads in progress, stop the sweeps and close the storage connections
-        (the server extension calls it when the server stops). May be called again."""
-        if self._uploads is not None:
-            await self._uploads.abort_all()
-        if self._storage is not None:
-            await self._storage.close()

@@ -4,7 +4,8 @@
 :class:`ManagerParts` builds, on first use, the parts the contents API works with: the
 provider's storage adapter (``_build_storage``, overridden by each provider's manager), the
 key mapping, whole-folder operations, the tree of files and folders, chunked uploads and the
-save hooks' ``fs``; and it checks the bucket once, at the first request. Its base,
+save hooks' ``fs``; it checks the bucket once, at the first request; and it runs the
+uploads' upkeep (sweeps, aborts) and closes the parts when the server stops. Its base,
 :class:`~s3contents.settings.BucketSettings`, declares the settings.
 """
 
@@ -12,18 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import functools
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 from traitlets import default, observe
 
+from . import handoff
 from .blocking import blocking_variant, serves_sync_parent
 from .checkpoints import ObjectStoreCheckpoints
 from .claims import new_owner_id
 from .collab import RenamedDates, SavedHashes
-from .errors import ContentsError
+from .contents import Download
+from .errors import BadRequest, ContentsError, NotFound, http_errors
 from .hooks import HookFS
 from .metrics import StorageMeter
-from .paths import KeyMapper
+from .paths import KeyMapper, is_hidden_path, matches_globs, normalize_api_path, split_api
 from .renames import FolderRenames
 from .serverhooks import attach
 from .settings import BucketSettings, apply_environment, configured_names
@@ -31,7 +36,26 @@ from .storage.base import Storage
 from .tree import Tree
 from .uploads import ChunkedUploads
 
-__all__ = ["ManagerParts"]
+__all__ = ["ManagerParts", "api_call"]
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def api_call(func: F) -> F:
+    """A public method of the contents API: the bucket is checked at the first call, what
+    the request's previous call handed over is taken (:mod:`s3contents.handoff`), and the
+    package's errors leave as HTTP errors (:func:`s3contents.errors.http_errors`)."""
+
+    @functools.wraps(func)
+    @http_errors
+    async def wrapper(self: ManagerParts, *args: Any, **kwargs: Any) -> Any:
+        self._remember_loop()
+        with handoff.receiving():
+            if not self._storage_checked:
+                await self._check_storage()
+            return await func(self, *args, **kwargs)
+
+    return cast(F, wrapper)
 
 
 class ManagerParts(BucketSettings):
@@ -177,3 +201,93 @@ class ManagerParts(BucketSettings):
     def info_string(self) -> str:
         prefix = self.keys.prefix
         return f"Serving contents from {self.storage.url}" + (f"/{prefix}" if prefix else "")
+
+    # -- for the web layer and the hybrid manager -----------------------------------------
+    @api_call
+    async def download(self, path: str) -> Download:
+        """The file at ``path`` for ``/files/``: one HEAD now, its bytes streamed from the
+        store when read. Hidden files (unless allowed) and the package's own objects are 404."""
+        api_path = self._norm(path)
+        if not api_path:
+            raise NotFound("Not a file")
+        if (not self.allow_hidden and is_hidden_path(api_path)) or self.keys.is_reserved(api_path):
+            raise NotFound("Not found", path=api_path)
+        info = self._renamed.apply(await self.storage.head(self.keys.key(api_path)))
+        storage = self.storage
+
+        def read(piece_size: int) -> AsyncGenerator[bytes, None]:
+            return storage.stream(info.key, piece_size)
+
+        return Download(split_api(api_path)[1], info.size, info.last_modified, info.etag, read)
+
+    def stream(self, path: str, piece_size: int) -> AsyncGenerator[bytes, None]:
+        """The bytes of the file at ``path`` as they arrive from the store, in pieces of at
+        most ``piece_size``: one GET, no HEAD (the hybrid manager's copies, whose source
+        was already asked for its type). Errors are the package's, raised when iterated."""
+        api_path = self._norm(path)
+        self._check_readable(api_path)
+        return self.storage.stream(self.keys.key(api_path), piece_size)
+
+    @api_call
+    async def stored_files(self, path: str) -> list[str]:
+        """Every file stored under the folder ``path``, recursively, hidden or not (paths
+        inside it), from the store itself rather than listings: the package's own objects
+        and checkpoints excepted. The hybrid manager checks with it that a move between
+        mounts leaves nothing behind."""
+        return await self.tree.stored_files(self._norm(path))
+
+    # -- name rules, on the settings --------------------------------------------------------
+    def _norm(self, api_path: str | None) -> str:
+        return normalize_api_path(api_path)
+
+    def _check_readable(self, api_path: str) -> None:
+        if api_path and (
+            (not self.allow_hidden and is_hidden_path(api_path)) or self.keys.is_own_file(api_path)
+        ):
+            raise NotFound(f"file or directory does not exist: {api_path!r}", path=api_path)
+
+    def _check_writable(self, api_path: str, verb: str = "create") -> None:
+        if not api_path:
+            raise BadRequest(f"Cannot {verb} the root folder", path=api_path)
+        if self.keys.is_reserved(api_path):
+            raise BadRequest(f"Cannot {verb} {api_path!r}: the name is reserved", path=api_path)
+        if not self.allow_hidden and is_hidden_path(api_path):
+            raise BadRequest(f"Cannot {verb} file or directory {api_path!r}", path=api_path)
+
+    def _listable(self, name: str) -> bool:
+        if self.keys.is_own_name(name) or not name:
+            return False
+        if not self.allow_hidden and name.startswith("."):
+            return False
+        return not matches_globs(name, list(self.hide_globs))
+
+    # -- uploads and the end ---------------------------------------------------------------
+    async def abort_upload(self, path: str, reason: str) -> bool:
+        """Abort the chunked upload in progress to ``path``, if any (its object never
+        appears); returns whether there was one."""
+        if self._uploads is None:
+            return False
+        return bool(
+            await http_errors(self._uploads.abort)(self.keys.key(normalize_api_path(path)), reason)
+        )
+
+    async def sweep_uploads(self) -> int:
+        """Abort the orphaned uploads under this manager's prefix (left behind by a process
+        that died: silent for longer than ``upload_timeout``); returns how many. A Jupyter
+        server does it at start and every ``upload_timeout`` seconds (see
+        :mod:`s3contents.serverext`)."""
+        return int(await http_errors(self.uploads.sweep)(self.keys.root))
+
+    def start_sweeping_uploads(self) -> None:
+        """Sweep now and every ``upload_timeout`` seconds in the running event loop, until
+        :meth:`close` (the server extension calls it at start)."""
+        self._remember_loop()
+        self.uploads.start_sweeping(self.keys.root)
+
+    async def close(self) -> None:
+        """Abort uploads in progress, stop the sweeps and close the storage connections
+        (the server extension calls it when the server stops). May be called again."""
+        if self._uploads is not None:
+            await self._uploads.abort_all()
+        if self._storage is not None:
+            await self._storage.close()

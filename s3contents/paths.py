@@ -23,6 +23,7 @@ __all__ = [
     "MAX_KEY_BYTES",
     "RENAME_JOURNAL",
     "KeyMapper",
+    "ancestors_and_self",
     "is_hidden_path",
     "join_api",
     "normalize_api_path",
@@ -233,3 +234,9 @@ class KeyMapper:
             if rel and not self.is_own_name(rel.split(self.delimiter, 1)[0]):
                 return True
         return False
+
+
+def ancestors_and_self(api_path: str) -> list[str]:
+    """``"a/b/c"`` -> ``["a", "a/b", "a/b/c"]``."""
+    names = api_path.split("/")
+    return ["/".join(names[: i + 1]) for i in range(len(names))]
