@@ -160,8 +160,10 @@ def test_gcsfs_bucket_type_probe_is_off_in_a_fresh_process(gcs_config: dict[str,
     assert answer["type"] == "directory"
     assert answer["core_class"] is True
     assert answer["variable"] is None
-    assert answer["listing_seconds"] < 5
-    assert answer["total_seconds"] < 10
+    # The probe stalls about 60 s: half of that tells it apart, even on a loaded machine
+    # (a fresh process importing Jupyter took 10.7 s once, with two test runs beside it).
+    assert answer["listing_seconds"] < 30
+    assert answer["total_seconds"] < 30
 
 
 def test_opting_back_in_is_respected_and_still_fast(gcs_config: dict[str, str]) -> None:
@@ -170,4 +172,4 @@ def test_opting_back_in_is_respected_and_still_fast(gcs_config: dict[str, str]) 
     answer = _fresh_process(gcs_config, "true")
     assert answer["variable"] == "true"
     assert answer["core_class"] is False
-    assert answer["listing_seconds"] < 5
+    assert answer["listing_seconds"] < 30
