@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import secrets
 import socket
@@ -22,7 +23,9 @@ from dataclasses import dataclass, field
 from .errors import Conflict, ContentsError, NotFound, Unavailable
 from .storage.base import PutMode, Storage
 
-__all__ = ["LEASE_SECONDS", "Claim", "Held", "Lease", "new_owner_id"]
+__all__ = ["LEASE_SECONDS", "Claim", "Held", "Lease", "delete_own", "new_owner_id"]
+
+log = logging.getLogger(__name__)
 
 #: How long a claim of a folder rename stays valid without being renewed. Renewed every
 #: third of it; a rename killed with its server is resumable by another after this.
@@ -103,14 +106,19 @@ class Lease:
     valid_until: float = 0.0
     lost: str | None = None
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _stopping: asyncio.Event | None = field(default=None, repr=False)
 
     def start(self) -> None:
         self.valid_until = time.monotonic() + self.seconds * 0.9
-        self._task = asyncio.get_running_loop().create_task(self._renew_loop())
+        self._stopping = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._renew_loop(self._stopping))
 
-    async def _renew_loop(self) -> None:
+    async def _renew_loop(self, stopping: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(self.seconds / 3)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.seconds / 3)
+            if stopping.is_set():
+                return
             try:
                 await self.renew()
             except Conflict as err:
@@ -144,9 +152,13 @@ class Lease:
             )
 
     async def stop(self) -> None:
+        """Stop renewing. A renewal in flight is let finish, not cancelled: cancelled, its
+        write could land unseen, and the claim would no longer be the version held here
+        (its release would then fail, and leave the claim behind a finished rename)."""
         task, self._task = self._task, None
+        if self._stopping is not None:
+            self._stopping.set()
         if task is not None and not task.done():
-            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -157,8 +169,42 @@ class Lease:
             await self.renew(expires=0.0)
 
     async def release(self) -> None:
-        """Delete the claims, each only while it is the version written here."""
+        """Delete the claims, each only while it is still this owner's."""
         await self.stop()
         for h in self.held:
-            with contextlib.suppress(ContentsError):
-                await self.storage.delete(h.key, etag=h.etag)
+            await delete_own(self.storage, h)
+
+
+async def delete_own(storage: Storage, held: Held) -> None:
+    """Delete the claim ``held`` while it is the version written here, or, when that
+    version was replaced, while the claim there is still this owner's own (a renewal whose
+    answer was lost, after a timeout, wrote a version unknown here). Best effort: a claim
+    that stays is logged, and a retry of the rename takes it over once its lease ran out."""
+    try:
+        await storage.delete(held.key, etag=held.etag)
+        return
+    except Conflict:
+        pass
+    except ContentsError as err:
+        log.warning("Could not delete the rename claim %s: %s", held.key, err)
+        return
+    try:
+        data, info = await storage.get(held.key)
+    except NotFound:
+        return
+    except ContentsError as err:
+        log.warning("Could not delete the rename claim %s: %s", held.key, err)
+        return
+    found = Claim.decode(data)
+    mine = held.claim
+    if found is None or (found.owner, found.role, found.src, found.dst) != (
+        mine.owner,
+        mine.role,
+        mine.src,
+        mine.dst,
+    ):
+        return  # another owner's now: not ours to delete
+    try:
+        await storage.delete(held.key, etag=info.etag)
+    except ContentsError as err:
+        log.warning("Could not delete the rename claim %s: %s", held.key, err)

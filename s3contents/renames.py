@@ -52,7 +52,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from .claims import Claim, Held, Lease
+from .claims import Claim, Held, Lease, delete_own
 from .errors import AlreadyExists, BadRequest, Conflict, ContentsError, NotFound
 from .folders import Folders, OnCopied, _CopyFailed
 from .storage.base import ObjectInfo, PutMode
@@ -182,10 +182,10 @@ class FolderRenames(Folders):
         except BaseException:
             # Give back what this attempt made; a claim taken over stays, given up.
             for h in held:
-                with contextlib.suppress(ContentsError):
-                    if h.fresh:
-                        await self.storage.delete(h.key, etag=h.etag)
-                    else:
+                if h.fresh:
+                    await delete_own(self.storage, h)
+                else:
+                    with contextlib.suppress(ContentsError):
                         await Lease(self.storage, [h], self.lease_seconds).give_up()
             raise
         resume = not (lock.fresh and journal.fresh)
@@ -327,9 +327,12 @@ class FolderRenames(Folders):
         # Then the folder entries, the lock and the journal, in one request: should it be
         # cut short, a retry finds ``old`` holding at most its lock (or gone while the
         # journal names it) and completes.
-        await self.delete_tree(
+        changed = await self.delete_tree(
             old, moving, gone=True, then=[(lock.key, lock.etag), (journal.key, journal.etag)]
         )
+        for held in (lock, journal):
+            if held.key in changed:  # another version than the one held: still ours?
+                await delete_own(self.storage, held)
 
     async def _copy_resumed(
         self,
