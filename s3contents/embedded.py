@@ -594,7 +594,7 @@ def ensure_bucket(server: EmbeddedS3, bucket: str) -> None:
                     client.create_bucket(Bucket=bucket)
                     return
                 if time.monotonic() > deadline:
-                    raise EmbeddedServerError(f"Could not create bucket {bucket}: {code}") from None
+                    raise EmbeddedServerError(f"Could not create bucket {bucket}: {code}") from err
                 time.sleep(0.2)
     finally:
         client.close()

@@ -149,7 +149,7 @@ class JSONAPI:
             raise Forbidden(
                 f"No usable Google credentials for {url} ({type(err).__name__}); check "
                 "the token setting or Google's default credentials"
-            ) from None
+            ) from err
         self._session_loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -243,6 +243,8 @@ class JSONAPI:
             try:
                 request_headers = await self._headers(headers)
             except Exception as err:  # only credentials code runs here
+                # The one chain dropped on purpose: google-auth's errors may quote the
+                # token endpoint's answer, and this error is the whole story for the user.
                 raise Forbidden(
                     f"Could not get Google credentials for {self.url}: {type(err).__name__}",
                     path=key,
@@ -273,7 +275,7 @@ class JSONAPI:
                     f"Object storage {self.url} is unreachable ({type(err).__name__}); "
                     "try again later",
                     path=key,
-                ) from None
+                ) from err
             if resp.status in RETRY_STATUS and attempt + 1 < attempts:
                 continue
             reason, message = _error_details(body)
@@ -324,8 +326,8 @@ class JSONAPI:
             return {}
         try:
             value = json.loads(body)
-        except ValueError:
-            raise Unavailable(f"Object storage {self.url} answered something not JSON") from None
+        except ValueError as err:
+            raise Unavailable(f"Object storage {self.url} answered something not JSON") from err
         return value if isinstance(value, dict) else {}
 
 

@@ -222,7 +222,7 @@ class GCSStorage(Storage):
         try:
             return await self._call(kind, method, url, key, **kwargs)
         except HTTPStatusError as err:
-            raise self._api.translate(err, kind, key, create) from None
+            raise self._api.translate(err, kind, key, create) from err
 
     def _reported_error(self, err: BaseException, what: str, key: str | None) -> BaseException:
         # _call raises HTTP errors untranslated (_request and _delete_batch translate them).
@@ -251,7 +251,7 @@ class GCSStorage(Storage):
             async for chunk in resp.content.iter_chunked(chunk_size):
                 yield chunk
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
-            raise Unavailable(f"Reading {key} was interrupted ({type(err).__name__})") from None
+            raise Unavailable(f"Reading {key} was interrupted ({type(err).__name__})") from err
         finally:
             resp.release()
 
@@ -378,8 +378,8 @@ class GCSStorage(Storage):
                     headers={"Content-Type": "application/json"},
                     data=json.dumps(resource).encode(),
                 )
-            except NotFound:
-                raise NotFound(f"No such object: {src}", path=src) from None
+            except NotFound as err:
+                raise NotFound(f"No such object: {src}", path=src) from err
             body = await self._json(resp)
             if body.get("done", True):
                 made = body.get("resource") or {}
@@ -457,7 +457,7 @@ class GCSStorage(Storage):
                 log.info("%s has no batch endpoint: deleting objects one by one", self.location)
                 self._batch_supported = False
                 return None
-            raise self._api.translate(err, "DELETE", keys[0], False) from None
+            raise self._api.translate(err, "DELETE", keys[0], False) from err
         statuses = batch_statuses(await resp.read(), resp.headers.get("Content-Type", ""))
         if len(statuses) != len(keys):
             self._batch_supported = False
@@ -596,8 +596,8 @@ class GCSStorage(Storage):
         url = self._api.api_url(self._api.bucket_path)
         try:
             await self._request("HEAD", "GET", url)
-        except NotFound:
-            raise Unavailable(f"Bucket {self.bucket!r} does not exist") from None
+        except NotFound as err:
+            raise Unavailable(f"Bucket {self.bucket!r} does not exist") from err
 
 
 def _media_info(key: str, resp: aiohttp.ClientResponse, size: int) -> ObjectInfo:

@@ -96,7 +96,7 @@ def mount_name(name: Any) -> str:
     try:
         normal = normalize_api_path(stripped)
     except ContentsError as err:
-        raise TraitError(f"Invalid mount name {name!r}: {err}") from None
+        raise TraitError(f"Invalid mount name {name!r}: {err}") from err
     if "/" in normal:
         raise TraitError(
             f"Invalid mount name {name!r}: a mount is one folder name of the root; nested "
@@ -250,8 +250,8 @@ class LocalMount:
             os.lstat(os_path)
         except OSError:
             pass  # a missing file is answered by the operation itself
-        except ValueError:  # e.g. an embedded null byte
-            raise NotFound(f"{rel} is not a valid path", path=join(self.name, rel)) from None
+        except ValueError as err:  # e.g. an embedded null byte
+            raise NotFound(f"{rel} is not a valid path", path=join(self.name, rel)) from err
         # When root_dir is the file system's root, root + sep is no prefix of anything.
         if os.path.dirname(root) != root and not (
             os.path.abspath(os_path) + os.path.sep
@@ -265,8 +265,8 @@ class LocalMount:
         os_path = self.os_path(rel)
         try:
             stat = await asyncio.to_thread(os.stat, os_path)
-        except OSError:
-            raise NotFound("Not found", path=full) from None
+        except OSError as err:
+            raise NotFound("Not found", path=full) from err
         if not stat_module.S_ISREG(stat.st_mode):
             raise NotFound("Not a file", path=full)
 

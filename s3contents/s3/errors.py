@@ -1,8 +1,10 @@
 """The one table from S3's error answers to the package's errors (provider layer).
 
 :func:`translate` builds each message from the error code alone: the provider's text is
-safe, but botocore's exception object also carries request details we never want in a log
-line or an answer. Used by the S3 adapter's choke point (:mod:`s3contents.s3.storage`).
+safe, but botocore's exception also carries the request's details (for a refused signature,
+the string signed and the key id), which stay out of the answer. The adapter chains it
+(``raise ... from err``) for tracebacks, where :mod:`s3contents.redact` masks what is
+secret. Used by the S3 adapter's choke point (:mod:`s3contents.s3.storage`).
 """
 
 from __future__ import annotations

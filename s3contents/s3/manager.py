@@ -252,10 +252,10 @@ class S3ContentsManager(ObjectStoreContentsManager):
             except json.JSONDecodeError:
                 try:
                     value = ast.literal_eval(value)
-                except (ValueError, SyntaxError):
+                except (ValueError, SyntaxError) as err:
                     raise TraitError(
                         f"{proposal['trait'].name} must be a dictionary (JSON), not {value!r}"
-                    ) from None
+                    ) from err
         if value is not None and not isinstance(value, dict):
             raise TraitError(
                 f"{proposal['trait'].name} must be a dictionary or None, not {type(value).__name__}"
@@ -376,4 +376,4 @@ def _check_config_kwargs(config_kwargs: dict[str, Any]) -> None:
     try:
         AioConfig(**config_kwargs)
     except TypeError as err:
-        raise TraitError(f"s3fs_config_kwargs: {err}") from None
+        raise TraitError(f"s3fs_config_kwargs: {err}") from err

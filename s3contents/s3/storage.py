@@ -219,18 +219,18 @@ class S3Storage(Storage):
             error = translate(err, op, key, kwargs, self.bucket, self.url, self.endpoint)
             if op in ("HeadObject", "HeadBucket") and type(error) is Forbidden:
                 error = await self._explain_head_403(client, op, key, error)
-            raise error from None
+            raise error from err
         except (NoCredentialsError, PartialCredentialsError) as err:
             raise Forbidden(
                 f"No usable AWS credentials for {self.url}: {type(err).__name__}. Set "
                 "access_key_id/secret_access_key, or configure the AWS credential chain.",
                 path=key,
-            ) from None
+            ) from err
         except (BotoConnectionError, BotoCoreError, OSError, asyncio.TimeoutError) as err:
             raise Unavailable(
                 f"Object storage {self.url} is unreachable ({type(err).__name__}); try again later",
                 path=key,
-            ) from None
+            ) from err
 
     def _reported_error(self, err: BaseException, what: str, key: str | None) -> BaseException:
         # A missing bucket is a failure of the configuration, not an answer (check_bucket).
@@ -275,7 +275,7 @@ class S3Storage(Storage):
             async with r["Body"] as body:
                 data = await body.read()
         except (BotoCoreError, OSError, asyncio.TimeoutError) as err:
-            raise Unavailable(f"Reading {key} was interrupted ({type(err).__name__})") from None
+            raise Unavailable(f"Reading {key} was interrupted ({type(err).__name__})") from err
         info = ObjectInfo(key, len(data), _written(r), _etag(r.get("ETag")))
         return data, info
 
@@ -355,12 +355,12 @@ class S3Storage(Storage):
             kwargs["IfMatch"] = f'"{etag}"'
         try:
             r = await self._call("PutObject", key, **kwargs)
-        except NotFound:
+        except NotFound as err:
             if mode is not PutMode.IF_MATCH:
                 raise
             # AWS answers If-Match on a missing key with 404, SeaweedFS with 412: either way
             # the object is not the version the caller read.
-            raise Conflict(f"{key} was deleted by someone else", path=key) from None
+            raise Conflict(f"{key} was deleted by someone else", path=key) from err
         return _etag(r.get("ETag"))
 
     async def copy(
@@ -386,12 +386,12 @@ class S3Storage(Storage):
             kwargs["IfMatch"] = f'"{etag}"'
         try:
             r = await self._call("CopyObject", dst, **kwargs)
-        except NotFound:
+        except NotFound as err:
             if mode is PutMode.IF_MATCH:
                 # S3 answers 404 for an If-Match copy onto a missing key (SeaweedFS 412):
                 # the source or the destination is gone; either way not the version asked.
-                raise Conflict(f"{dst} was changed by someone else", path=dst) from None
-            raise NotFound(f"No such object: {src}", path=src) from None
+                raise Conflict(f"{dst} was changed by someone else", path=dst) from err
+            raise NotFound(f"No such object: {src}", path=src) from err
         result = r.get("CopyObjectResult", {})
         modified = result.get("LastModified")
         return Copied(_etag(result.get("ETag")), utc_seconds(modified) if modified else None)
@@ -563,8 +563,8 @@ class S3Storage(Storage):
         """
         try:
             await self._call("HeadBucket", None)
-        except NotFound:
-            raise Unavailable(f"Bucket {self.bucket!r} does not exist") from None
+        except NotFound as err:
+            raise Unavailable(f"Bucket {self.bucket!r} does not exist") from err
 
 
 #: botocore's credential ``method`` names, in words.

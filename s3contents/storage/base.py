@@ -220,13 +220,13 @@ class Storage(abc.ABC):
             else:
                 try:
                     result = await asyncio.wait_for(awaitable, limit)
-                except asyncio.TimeoutError:
+                except asyncio.TimeoutError as err:
                     timed_out = True
                     raise Unavailable(
                         f"Object storage {self.url} did not answer {what} within {limit:g} s; "
                         "try again later",
                         path=key,
-                    ) from None
+                    ) from err
         except BaseException as err:
             if observer is not None:
                 failure = self._reported_error(err, what, key)
