@@ -27,6 +27,7 @@ from traitlets.config import Config
 from s3contents import S3ContentsManager
 from s3contents.hybrid import HybridContentsManager
 from tests.hybrid.hybrid_support import Layout, Stores, hybrid_config
+from tests.support import s3_fixtures
 from tests.support.servers import S3Server
 
 
@@ -49,22 +50,13 @@ def mounts(local_root: Path, s3_config: dict[str, str], bucket: str, seaweedfs: 
     }
 
 
+#: The live server's fixture, on the layout below (it asks for ``jp_server_config``).
+jp_serverapp = s3_fixtures.jp_serverapp
+
+
 @pytest.fixture
 def jp_server_config(mounts: Layout) -> Config:
     return hybrid_config(mounts)
-
-
-@pytest.fixture
-def jp_serverapp(
-    jp_server_config: Config,
-    jp_argv: list[str],
-    jp_configurable_serverapp: Any,
-    jp_asyncio_loop: asyncio.AbstractEventLoop,
-) -> Iterator[Any]:
-    """pytest-jupyter's server, whose contents manager is closed after the test."""
-    app = jp_configurable_serverapp(config=jp_server_config, argv=jp_argv)
-    yield app
-    jp_asyncio_loop.run_until_complete(app.contents_manager.close())
 
 
 @pytest.fixture
