@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import datetime
 import os
+import pickle
 import platform
 import re
 import shutil
@@ -105,6 +106,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="report to write (default: docs/benchmarks.md)",
     )
     parser.add_argument("--old-python", help="Python >= 3.12 to create the old package's venv")
+    parser.add_argument(
+        "--report-from",
+        type=Path,
+        metavar="PICKLE",
+        help="measure nothing: write the chart and the report again from a run's saved "
+        "measurements (benchmarks/.work/last-run.pickle)",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -304,8 +312,16 @@ def _relative(path: Path, start: Path) -> str:
     return os.path.relpath(path.resolve(), start.resolve())
 
 
+#: What the last run measured (pickled), for ``--report-from``.
+LAST_RUN = servers.WORK / "last-run.pickle"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.report_from:
+        with open(args.report_from, "rb") as f:
+            saved = pickle.load(f)
+        return _write(args, saved)
     signal.signal(signal.SIGTERM, _sigterm)
     packages = _packages(args.only, args.old_python)
     scratch = Path(tempfile.mkdtemp(prefix="s3contents-bench-"))
@@ -326,33 +342,55 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    command = ".venv/bin/python -m benchmarks " + " ".join(argv or sys.argv[1:])
+    saved = {
+        "command": (".venv/bin/python -m benchmarks " + " ".join(argv or sys.argv[1:])).strip(),
+        "results": run.results,
+        "large": run.large,
+        "facts": run.facts,
+        "machine": _machine(run.storages),
+        "curves": run.curves,
+        "pages": run.pages,
+        "delay_ms": args.delay_ms,
+        "repeat": args.repeat,
+        "large_mb": args.large_mb,
+        "budget_s": args.budget_s,
+        "curve_budget_s": args.curve_budget_s,
+    }
+    LAST_RUN.parent.mkdir(parents=True, exist_ok=True)
+    with open(LAST_RUN, "wb") as f:
+        pickle.dump(saved, f)
+    print(f"measurements saved in {LAST_RUN} (--report-from writes the report again)")
+    return _write(args, saved)
+
+
+def _write(args: argparse.Namespace, run: dict) -> int:
+    """The chart and the report of a run's measurements (``run``: as saved in LAST_RUN)."""
     chart_note = ""
-    if run.curves:
-        chart_note = chart.write(run.curves, args.chart)
-        print(chart_note)
+    if run["curves"]:
+        chart_note = chart.write(run["curves"], args.chart)
+        print(chart_note or f"wrote {args.chart}")
     previous = args.out.read_text() if args.out.exists() else ""
     text = report.document(
-        run.results,
-        run.large,
-        run.facts,
-        _machine(run.storages),
-        args.delay_ms,
-        args.repeat,
-        args.large_mb,
-        command.strip(),
-        args.budget_s,
-        curves=run.curves,
-        pages=run.pages,
-        chart=_relative(args.chart, args.out.parent) if run.curves and not chart_note else None,
+        run["results"],
+        run["large"],
+        run["facts"],
+        run["machine"],
+        run["delay_ms"],
+        run["repeat"],
+        run["large_mb"],
+        run["command"],
+        run["budget_s"],
+        curves=run["curves"],
+        pages=run["pages"],
+        chart=_relative(args.chart, args.out.parent) if run["curves"] and not chart_note else None,
         previous=previous,
-        curve_budget=args.curve_budget_s,
+        curve_budget=run["curve_budget_s"],
     )
-    groups, notes = report.tables(run.results)
+    groups, notes = report.tables(run["results"])
     for heading, server, table in groups:
         print(f"\n{heading} ({server}):\n{table}")
-    if run.large:
-        print("\nLarge files:\n" + report.large_table(run.large, notes))
+    if run["large"]:
+        print("\nLarge files:\n" + report.large_table(run["large"], notes))
     for i, note in enumerate(notes, 1):
         print(f"[{i}] {note}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

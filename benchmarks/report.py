@@ -161,6 +161,8 @@ def _kept_section(previous: str, heading: str) -> list[str]:
         return []
     end = previous.find("\n## ", start + 1)
     body = previous[start : end if end > 0 else len(previous)].strip().splitlines()
+    if "(kept from an earlier run)" in body[0]:
+        return [*body, ""]  # kept already: as it was
     found = [line for line in previous.splitlines() if line.startswith("Generated ")]
     when = found[0].removeprefix("Generated ").rstrip(".") if found else "an earlier run"
     title, rest = body[0], body[1:]
