@@ -41,7 +41,7 @@ def format_misses(statuses: dict[int, int]) -> str:
 
 
 def format_requests(result: Result) -> str:
-    if not result.counts or not any(result.counts):
+    if not result.counts:
         return "-"
     text = format_counts(result.counts[0]) + format_misses(result.statuses[0])
     later = []
@@ -88,7 +88,10 @@ def table(results: dict[str, list[Result]], noun: str, notes: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in zip(*results.values(), strict=True):
         cells = [row[0].op]
-        cells += [format_requests(r) for r in row]
+        # The local target makes no storage requests: "-", not "none".
+        cells += [
+            format_requests(r) if n != "local" else "-" for n, r in zip(names, row, strict=True)
+        ]
         cells += [time_cell(r, notes, f"{noun} ({n})") for n, r in zip(names, row, strict=True)]
         if both:
             new, old = row[names.index("new")], row[names.index("old")]
@@ -145,7 +148,7 @@ def curve_table(curves: dict[str, list[Result]], noun: str) -> str:
                 runs = f" ({len(r.times)} run{'s' if len(r.times) > 1 else ''})"
                 cells += [
                     format_time(r.median) + runs,
-                    format_requests(r),
+                    format_requests(r) if n != "local" else "-",
                     format_ms(r.stall, goal=True),
                     format_ms(r.cpu),
                 ]
@@ -245,8 +248,8 @@ def large_table(large: dict[str, LargeResult], notes: list[str]) -> str:
             _speed(r, r.download, note) + (" via `/api/contents`*" if r.files_status else ""),
             _memory(r.download),
             roundtrip,
-            _phase_requests(r.upload),
-            _phase_requests(r.download),
+            _phase_requests(r.upload) if name != "local" else "-",
+            _phase_requests(r.download) if name != "local" else "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     fallback = [LABELS.get(n, n) for n, r in large.items() if r.files_status]
