@@ -164,11 +164,17 @@ def _kept_section(previous: str, heading: str) -> list[str]:
         return []
     end = previous.find("\n## ", start + 1)
     body = previous[start : end if end > 0 else len(previous)].strip().splitlines()
-    if "(kept from an earlier run)" in body[0]:
-        return [*body, ""]  # kept already: as it was
     found = [line for line in previous.splitlines() if line.startswith("Generated ")]
     when = found[0].removeprefix("Generated ").rstrip(".") if found else "an earlier run"
     title, rest = body[0], body[1:]
+    # The generic notes on the old package follow the tables anyway: not twice.
+    while "Reading the `old` columns:" in "\n".join(rest):
+        text = "\n".join(rest)
+        start = text.index("Reading the `old` columns:")
+        stop = text.find("\n\n", start)
+        rest = (text[:start] + (text[stop + 2 :] if stop > 0 else "")).splitlines()
+    if "(kept from an earlier run)" in title:
+        return [title, *rest, ""]  # kept already: as it was
     return [
         f"{title} (kept from an earlier run)",
         "",
@@ -318,7 +324,11 @@ def document(
         "its threads) from the start of the call until the storage went quiet after it,",
         "less the status polls' share (their CPU cost per poll is measured once per server",
         "and subtracted). Both are medians over the repetitions; the clock's tick (10 ms)",
-        "limits the CPU's resolution.",
+        "limits the CPU's resolution. The polling client, the harness, the storage server",
+        "and Jupyter share the machine's cores, so on a loaded machine a stall of a few tens",
+        "of ms can be the scheduler's rather than the server's. `local` shows what",
+        "jupyter_server itself holds the loop for (its handlers encode and decode the JSON",
+        "models on the loop, e.g. a 10 MB notebook), which no contents manager avoids.",
         "",
         f"Generated {machine['date']} by `{command}`.",
         "",
@@ -412,7 +422,9 @@ def document(
             "asks, and the new adapter asks for large pages; AWS S3 (and GCS) return at most",
             "1000 keys a page. Here the proxy rewrites `max-keys` to min(asked, 1000) (and signs",
             "the request again), so each listing takes as many requests as it would on AWS:",
-            "a folder of 2500 entries is 3 LISTs. Same folders and method as the curves.",
+            "a folder of 2500 entries is 3 LISTs. Same folders and method as the curves; each",
+            "folder also holds its marker object, so N notebooks are N + 1 keys (1000",
+            "notebooks: 2 pages).",
             "",
             curve_table(pages, "notebooks"),
             "",
