@@ -405,7 +405,7 @@ def document(
             "storage. Seeded straight into the storage (boto3, concurrently; plain files for",
             "`local`). A point is skipped when its time, extrapolated linearly from the",
             f"previous size, would pass {curve_budget:g} s (`--curve-budget-s`); the table",
-            "says so. Stall and CPU as above.",
+            "says so. Stall and CPU as above. The GCS targets have no curves.",
             "",
         ]
         if chart:
@@ -424,7 +424,7 @@ def document(
             "the request again), so each listing takes as many requests as it would on AWS:",
             "a folder of 2500 entries is 3 LISTs. Same folders and method as the curves; each",
             "folder also holds its marker object, so N notebooks are N + 1 keys (1000",
-            "notebooks: 2 pages).",
+            "notebooks: 2 pages). S3 targets only (the GCS adapter's pages are not capped here).",
             "",
             curve_table(pages, "notebooks"),
             "",
