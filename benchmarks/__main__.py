@@ -1,8 +1,9 @@
 """Command line: ``python -m benchmarks [--delay-ms MS] [--only TARGETS] [--repeat N]
-[--budget-s S] [--skip-large] [--large-mb N] [--out P]``.
+[--budget-s S] [--skip-large] [--large-mb N] [--curves] [--aws-pages] [--chart P] [--out P]``.
 
 Targets: ``new`` and ``old`` (this package and s3contents 0.13 on S3, against SeaweedFS),
-``gcs`` and ``gcs-old`` (their GCS contents managers, against fake-gcs-server); all four by
+``local`` (jupyter_server's ``AsyncLargeFileManager`` on a local folder, the reference),
+``gcs`` and ``gcs-old`` (their GCS contents managers, against fake-gcs-server); all five by
 default.  For each storage it starts the server and a counting proxy, then one Jupyter Server
 per target (one after the other, so they do not compete for the CPU), runs the workload and
 the large-file test, prints the tables and writes the report.  Every process it starts is
@@ -15,6 +16,7 @@ import argparse
 import contextlib
 import datetime
 import os
+import pickle
 import platform
 import re
 import shutil
@@ -26,11 +28,13 @@ from pathlib import Path
 
 from tests.support.proxy import StorageProxy, classify_gcs
 
-from . import gcs, large, report, servers, storage, target_list
-from .workload import Workload, seed
+from . import chart, gcs, large, report, servers, storage, target_list
+from .local import LocalDirect, NoStorage
+from .pages import cap_list_pages
+from .workload import LIST_NS, PAGES_NS, RENAME_NS, Counter, Curves, Workload, seed, seed_curves
 
 PREFIX = "notebooks"
-TARGETS = ("new", "old", "gcs", "gcs-old")
+TARGETS = ("new", "old", "local", "gcs", "gcs-old")
 
 
 _targets = target_list(TARGETS)
@@ -50,7 +54,33 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         type=_targets,
         default=list(TARGETS),
         metavar="TARGETS",
-        help="comma-separated targets to benchmark, of: new, old (S3), gcs, gcs-old (default: all)",
+        help="comma-separated targets to benchmark, of: new, old (S3), local, gcs, gcs-old "
+        "(default: all)",
+    )
+    parser.add_argument(
+        "--curves",
+        action="store_true",
+        help="also list folders of 100 to 10000 notebooks and rename folders of 10 to 1000 "
+        "files (S3 and local targets)",
+    )
+    parser.add_argument(
+        "--curve-budget-s",
+        type=float,
+        default=120.0,
+        help="skip a curve's point whose time, extrapolated from the previous point, would "
+        "pass this (default: 120)",
+    )
+    parser.add_argument(
+        "--aws-pages",
+        action="store_true",
+        help="also list folders of 1000 to 10000 notebooks with ListObjectsV2 pages capped "
+        "at 1000 keys by the proxy, as AWS caps them (S3 targets)",
+    )
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=servers.REPO / "docs" / "img" / "benchmarks.png",
+        help="PNG of the curves, written with --curves (default: docs/img/benchmarks.png)",
     )
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per operation")
     parser.add_argument(
@@ -76,6 +106,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="report to write (default: docs/benchmarks.md)",
     )
     parser.add_argument("--old-python", help="Python >= 3.12 to create the old package's venv")
+    parser.add_argument(
+        "--report-from",
+        type=Path,
+        metavar="PICKLE",
+        help="measure nothing: write the chart and the report again from a run's saved "
+        "measurements (benchmarks/.work/last-run.pickle)",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -127,7 +164,9 @@ def _packages(targets: list[str], old_python: str | None) -> list[servers.Packag
     new = old = None
     out = []
     for name in targets:
-        if name in ("new", "gcs"):
+        if name == "local":
+            pkg = servers.local_package()
+        elif name in ("new", "gcs"):
             new = new or servers.new_package()
             pkg = new if name == "new" else new.gcs()
         else:
@@ -152,17 +191,40 @@ class Run:
         self.large: dict = {}
         self.facts: dict[str, dict[str, str]] = {}
         self.storages: dict[str, str] = {}
+        #: target -> {"list": [...], "rename": [...]} (``--curves``)
+        self.curves: dict[str, dict[str, list]] = {}
+        #: target -> listings under 1000-key pages (``--aws-pages``)
+        self.pages: dict[str, list] = {}
 
-    def bench(self, pkg: servers.Package, proxy: StorageProxy, direct) -> None:
-        """Seed ``pkg``'s bucket, start its Jupyter Server, run the workload, then the large
-        file (without delay)."""
+    def bench(
+        self,
+        pkg: servers.Package,
+        proxy: Counter,
+        direct,
+        endpoint: str = "",
+        root: Path | None = None,
+    ) -> None:
+        """Seed ``pkg``'s bucket, start its Jupyter Server, run the workload (and the curves),
+        then the large file (without delay)."""
         args = self.args
         self.facts[pkg.name] = pkg.facts()
-        print(f"{pkg.name}: s3contents {self.facts[pkg.name].get('s3contents', '?')}, seeding ...")
+        version = self.facts[pkg.name].get("s3contents", "not used")
+        print(f"{pkg.name}: s3contents {version}, seeding ...")
         seed(direct, pkg.bucket, PREFIX, args.repeat, pkg.marker)
+        curves = args.curves and pkg.backend in ("s3", "local")
+        pages = args.aws_pages and pkg.backend == "s3"
+        list_ns = sorted(set(LIST_NS if curves else ()) | set(PAGES_NS if pages else ()))
+        seed_curves(
+            direct, pkg.bucket, PREFIX, tuple(list_ns), RENAME_NS if curves else (), pkg.marker
+        )
         proxy.set_delay(args.delay_ms)
         jupyter = servers.start_jupyter(
-            pkg, proxy.url, PREFIX, self.scratch / pkg.name, self.logs / f"jupyter-{pkg.name}.log"
+            pkg,
+            endpoint,
+            PREFIX,
+            self.scratch / pkg.name,
+            self.logs / f"jupyter-{pkg.name}.log",
+            root=root,
         )
         try:
             work = Workload(
@@ -174,8 +236,21 @@ class Run:
                 PREFIX,
                 args.repeat,
                 args.budget_s,
+                pid=jupyter.proc.pid,
             )
             self.results[pkg.name] = work.run()
+            measure = Curves(work, args.curve_budget_s)
+            if curves:
+                self.curves[pkg.name] = {
+                    "list": measure.listing(LIST_NS),
+                    "rename": measure.rename(RENAME_NS),
+                }
+            if pages and isinstance(proxy, StorageProxy):
+                proxy.rewrite = cap_list_pages(storage.SECRET_KEY)
+                try:
+                    self.pages[pkg.name] = measure.listing(PAGES_NS, "list (1000-key pages)")
+                finally:
+                    proxy.rewrite = None
             if not args.skip_large:
                 proxy.set_delay(0)
                 self.large[pkg.name] = large.run(
@@ -202,7 +277,12 @@ class Run:
             )
             direct = storage.S3Direct(weed.endpoint)
             for pkg in packages:
-                self.bench(pkg, proxy, direct)
+                self.bench(pkg, proxy, direct, proxy.url)
+
+    def local(self, pkg: servers.Package) -> None:
+        data = self.scratch / "local-data"
+        print(f"local: {servers.LOCAL_MANAGER} on {data}")
+        self.bench(pkg, NoStorage(), LocalDirect(data), root=data / pkg.bucket / PREFIX)
 
     def gcs(self, packages: list[servers.Package]) -> None:
         with contextlib.ExitStack() as stack:
@@ -225,11 +305,23 @@ class Run:
             )
             direct = gcs.GCSDirect(emulator.endpoint)
             for pkg in packages:
-                self.bench(pkg, proxy, direct)
+                self.bench(pkg, proxy, direct, proxy.url)
+
+
+def _relative(path: Path, start: Path) -> str:
+    return os.path.relpath(path.resolve(), start.resolve())
+
+
+#: What the last run measured (pickled), for ``--report-from``.
+LAST_RUN = servers.WORK / "last-run.pickle"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.report_from:
+        with open(args.report_from, "rb") as f:
+            saved = pickle.load(f)
+        return _write(args, saved)
     signal.signal(signal.SIGTERM, _sigterm)
     packages = _packages(args.only, args.old_python)
     scratch = Path(tempfile.mkdtemp(prefix="s3contents-bench-"))
@@ -238,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
         s3 = [p for p in packages if p.backend == "s3"]
         if s3:
             run.s3(s3)
+        for pkg in packages:
+            if pkg.backend == "local":
+                run.local(pkg)
         on_gcs = [p for p in packages if p.backend == "gcs"]
         if on_gcs:
             run.gcs(on_gcs)
@@ -247,23 +342,55 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    command = ".venv/bin/python -m benchmarks " + " ".join(argv or sys.argv[1:])
+    saved = {
+        "command": (".venv/bin/python -m benchmarks " + " ".join(argv or sys.argv[1:])).strip(),
+        "results": run.results,
+        "large": run.large,
+        "facts": run.facts,
+        "machine": _machine(run.storages),
+        "curves": run.curves,
+        "pages": run.pages,
+        "delay_ms": args.delay_ms,
+        "repeat": args.repeat,
+        "large_mb": args.large_mb,
+        "budget_s": args.budget_s,
+        "curve_budget_s": args.curve_budget_s,
+    }
+    LAST_RUN.parent.mkdir(parents=True, exist_ok=True)
+    with open(LAST_RUN, "wb") as f:
+        pickle.dump(saved, f)
+    print(f"measurements saved in {LAST_RUN} (--report-from writes the report again)")
+    return _write(args, saved)
+
+
+def _write(args: argparse.Namespace, run: dict) -> int:
+    """The chart and the report of a run's measurements (``run``: as saved in LAST_RUN)."""
+    chart_note = ""
+    if run["curves"]:
+        chart_note = chart.write(run["curves"], args.chart)
+        print(chart_note or f"wrote {args.chart}")
+    previous = args.out.read_text() if args.out.exists() else ""
     text = report.document(
-        run.results,
-        run.large,
-        run.facts,
-        _machine(run.storages),
-        args.delay_ms,
-        args.repeat,
-        args.large_mb,
-        command.strip(),
-        args.budget_s,
+        run["results"],
+        run["large"],
+        run["facts"],
+        run["machine"],
+        run["delay_ms"],
+        run["repeat"],
+        run["large_mb"],
+        run["command"],
+        run["budget_s"],
+        curves=run["curves"],
+        pages=run["pages"],
+        chart=_relative(args.chart, args.out.parent) if run["curves"] and not chart_note else None,
+        previous=previous,
+        curve_budget=run["curve_budget_s"],
     )
-    groups, notes = report.tables(run.results)
+    groups, notes = report.tables(run["results"])
     for heading, server, table in groups:
         print(f"\n{heading} ({server}):\n{table}")
-    if run.large:
-        print("\nLarge files:\n" + report.large_table(run.large, notes))
+    if run["large"]:
+        print("\nLarge files:\n" + report.large_table(run["large"], notes))
     for i, note in enumerate(notes, 1):
         print(f"[{i}] {note}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,10 +21,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 
-from tests.support.proxy import StorageProxy
+from .probe import StallProbe
+
+if TYPE_CHECKING:
+    from .workload import Counter as StorageProxy
 
 CHUNK = 1024 * 1024  # JupyterLab's chunk size
 SAMPLE_EVERY = 0.05
@@ -121,6 +125,7 @@ class Phase:
     hwm: int | None = None  # kernel's high-water mark of the server process
     samples: int = 0
     cpu: float = 0.0  # CPU seconds the server process used during the phase
+    stall: float = 0.0  # longest single GET /api/status wait during the phase (s)
     counts: dict[str, int] = field(default_factory=dict)
     statuses: dict[int, int] = field(default_factory=dict)
 
@@ -172,9 +177,10 @@ def run(
     http.trust_env = False
     http.headers["Authorization"] = f"token {token}"
     base = base_url.rstrip("/")
+    probe = StallProbe(base, token)
     try:
-        _upload(http, f"{base}/api/contents/{PATH}", n, pid, proxy, result)
-        _download(http, base, pid, proxy, result)
+        _upload(http, f"{base}/api/contents/{PATH}", n, pid, proxy, result, probe)
+        _download(http, base, pid, proxy, result, probe)
         if not result.roundtrip_ok:
             result.error = "the downloaded bytes differ from the uploaded ones (SHA-256)"
     except (requests.RequestException, RuntimeError) as exc:
@@ -238,11 +244,19 @@ def _bodies(n: int) -> tuple[list[bytes], str]:
     return bodies, digest.hexdigest()
 
 
-def _upload(http, url: str, n: int, pid: int, proxy: StorageProxy, result: LargeResult) -> None:
+def _upload(
+    http,
+    url: str,
+    n: int,
+    pid: int,
+    proxy: StorageProxy,
+    result: LargeResult,
+    probe: StallProbe,
+) -> None:
     bodies, result.sha_sent = _bodies(n)
     phase = result.upload
     _phase_start(pid, proxy, phase)
-    with RssSampler(pid) as sampler:
+    with RssSampler(pid) as sampler, probe:
         start = time.perf_counter()
         for i in range(n):
             resp = http.put(url, data=bodies[i], timeout=600)
@@ -250,26 +264,35 @@ def _upload(http, url: str, n: int, pid: int, proxy: StorageProxy, result: Large
             if resp.status_code not in (200, 201):
                 raise RuntimeError(f"chunk {i + 1}/{n}: {_why(resp)}")
         phase.seconds = time.perf_counter() - start
+    phase.stall = probe.longest
     _phase_end(pid, proxy, phase, sampler)
     model = resp.json()
     if model.get("size") not in (None, result.size):
         raise RuntimeError(f"the saved file has {model.get('size')} bytes, sent {result.size}")
 
 
-def _download(http, base: str, pid: int, proxy: StorageProxy, result: LargeResult) -> None:
+def _download(
+    http, base: str, pid: int, proxy: StorageProxy, result: LargeResult, probe: StallProbe
+) -> None:
     """``GET /files/``, streamed; if that is not found (s3contents 0.13 serves /files/ from
     the server's local disk), the file's bytes as the old package serves them: the contents
     API's base64 model."""
-    files = _fetch(http, f"{base}/files/{PATH}", pid, proxy, result, api=False)
+    files = _fetch(http, f"{base}/files/{PATH}", pid, proxy, result, probe, api=False)
     if files is not None:
         result.download_via = "/api/contents (base64)"
         result.files_status = files
         result.download = Phase()
-        _fetch(http, f"{base}/api/contents/{PATH}", pid, proxy, result, api=True)
+        _fetch(http, f"{base}/api/contents/{PATH}", pid, proxy, result, probe, api=True)
 
 
 def _fetch(
-    http, url: str, pid: int, proxy: StorageProxy, result: LargeResult, api: bool
+    http,
+    url: str,
+    pid: int,
+    proxy: StorageProxy,
+    result: LargeResult,
+    probe: StallProbe,
+    api: bool,
 ) -> str | None:
     """One download phase; returns why /files/ was not found (None: downloaded)."""
     digest = hashlib.sha256()
@@ -277,7 +300,7 @@ def _fetch(
     _phase_start(pid, proxy, phase)
     received = 0
     params = {"type": "file", "format": "base64", "content": "1"} if api else None
-    with RssSampler(pid) as sampler:
+    with RssSampler(pid) as sampler, probe:
         start = time.perf_counter()
         with http.get(url, params=params, stream=not api, timeout=600) as resp:
             if resp.status_code == 404 and not api:
@@ -294,6 +317,7 @@ def _fetch(
                     digest.update(piece)
                     received += len(piece)
         phase.seconds = time.perf_counter() - start
+    phase.stall = probe.longest
     _phase_end(pid, proxy, phase, sampler)
     result.sha_received = digest.hexdigest()
     if received != result.size:

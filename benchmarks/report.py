@@ -10,11 +10,19 @@ from .workload import Result
 
 #: Targets by storage: (table heading, server, request noun, {target: column name}).
 GROUPS = (
-    ("S3", "SeaweedFS", "S3 requests", {"new": "new", "old": "old"}),
+    ("S3", "SeaweedFS", "S3 requests", {"new": "new", "old": "old", "local": "local"}),
     ("GCS", "fake-gcs-server", "GCS requests", {"gcs": "new", "gcs-old": "old"}),
 )
 #: Row names of the large-file table.
-LABELS = {"new": "new on S3", "old": "old on S3", "gcs": "new on GCS", "gcs-old": "old on GCS"}
+LABELS = {
+    "new": "new on S3",
+    "old": "old on S3",
+    "local": "local disk (AsyncLargeFileManager)",
+    "gcs": "new on GCS",
+    "gcs-old": "old on GCS",
+}
+#: The event-loop stall the package steers by (issue 14).
+STALL_GOAL_MS = 50
 
 
 def format_counts(counts: dict[str, int]) -> str:
@@ -74,16 +82,19 @@ def table(results: dict[str, list[Result]], noun: str, notes: list[str]) -> str:
     names = list(results)
     header = ["Operation"] + [f"{noun} ({n})" for n in names]
     header += [f"time ({n})" for n in names]
-    both = names == ["new", "old"]
+    both = "new" in names and "old" in names
     if both:
         header.append("old ÷ new")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in zip(*results.values(), strict=True):
         cells = [row[0].op]
-        cells += [format_requests(r) for r in row]
+        # The local target makes no storage requests: "-", not "none".
+        cells += [
+            format_requests(r) if n != "local" else "-" for n, r in zip(names, row, strict=True)
+        ]
         cells += [time_cell(r, notes, f"{noun} ({n})") for n, r in zip(names, row, strict=True)]
         if both:
-            new, old = row
+            new, old = row[names.index("new")], row[names.index("old")]
             if new.median and old.median and not (new.error or old.error):
                 ratio = old.median / new.median
                 cells.append(f"{ratio:.1f}x" if ratio < 100 else f"{ratio:.0f}x")
@@ -91,6 +102,88 @@ def table(results: dict[str, list[Result]], noun: str, notes: list[str]) -> str:
                 cells.append("-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def format_ms(seconds: float | None, goal: bool = False) -> str:
+    if seconds is None:
+        return "-"
+    ms = seconds * 1000
+    text = f"{ms:.0f}" if ms >= 10 else f"{ms:.1f}"
+    return f"**{text}**" if goal and ms > STALL_GOAL_MS else text
+
+
+def stall_table(results: dict[str, list[Result]]) -> str:
+    """Longest event-loop stall and server CPU per operation, a column per target."""
+    names = list(results)
+    header = ["Operation"] + [f"stall ms ({n})" for n in names]
+    header += [f"CPU ms ({n})" for n in names]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in zip(*results.values(), strict=True):
+        cells = [row[0].op]
+        cells += [format_ms(r.stall, goal=True) if not r.error else "-" for r in row]
+        cells += [format_ms(r.cpu) if not r.error else "-" for r in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def curve_table(curves: dict[str, list[Result]], noun: str) -> str:
+    """A curve: a row per size, per target its time, requests, stall and CPU."""
+    names = list(curves)
+    header = ["N"]
+    for n in names:
+        header += [f"time ({n})", f"requests ({n})", f"stall ms ({n})", f"CPU ms ({n})"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    sizes = sorted({r.n for rs in curves.values() for r in rs})
+    for size in sizes:
+        cells = [f"{size} {noun}"]
+        for n in names:
+            r = next((r for r in curves[n] if r.n == size), None)
+            if r is None:
+                cells += ["-"] * 4
+            elif r.skipped:
+                cells += [f"skipped: {r.skipped}", "-", "-", "-"]
+            elif r.error:
+                cells += [f"**failed**: {r.error[:120]}", "-", "-", "-"]
+            else:
+                runs = f" ({len(r.times)} run{'s' if len(r.times) > 1 else ''})"
+                cells += [
+                    format_time(r.median) + runs,
+                    format_requests(r) if n != "local" else "-",
+                    format_ms(r.stall, goal=True),
+                    format_ms(r.cpu),
+                ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _kept_section(previous: str, heading: str) -> list[str]:
+    """``## Results: GCS ...`` of the previous report, up to the next ``## ``, with its date;
+    [] if it had none."""
+    start = previous.find(f"## Results: {heading}")
+    if start < 0:
+        return []
+    end = previous.find("\n## ", start + 1)
+    body = previous[start : end if end > 0 else len(previous)].strip().splitlines()
+    found = [line for line in previous.splitlines() if line.startswith("Generated ")]
+    when = found[0].removeprefix("Generated ").rstrip(".") if found else "an earlier run"
+    title, rest = body[0], body[1:]
+    # The generic notes on the old package follow the tables anyway: not twice.
+    while "Reading the `old` columns:" in "\n".join(rest):
+        text = "\n".join(rest)
+        start = text.index("Reading the `old` columns:")
+        stop = text.find("\n\n", start)
+        rest = (text[:start] + (text[stop + 2 :] if stop > 0 else "")).splitlines()
+    if "(kept from an earlier run)" in title:
+        return [title, *rest, ""]  # kept already: as it was
+    return [
+        f"{title} (kept from an earlier run)",
+        "",
+        "Not measured in this run: this section is copied unchanged from the report",
+        f"generated {when}, with the workload of that time (a 5 MB notebook where",
+        "this run saves a 10 MB one; no stall or CPU measurements).",
+        *rest,
+        "",
+    ]
 
 
 def tables(results: dict[str, list[Result]]) -> tuple[list[tuple[str, str, str]], list[str]]:
@@ -113,7 +206,7 @@ def _speed(r: LargeResult, phase: Phase, note: int | None) -> str:
         return f"**failed** [{note}]" if note else "-"
     return (
         f"{mibps(r.size, phase.seconds)} MiB/s ({phase.seconds:.1f} s, server CPU "
-        f"{phase.cpu:.1f} s)"
+        f"{phase.cpu:.1f} s, longest stall {format_ms(phase.stall, goal=True)} ms)"
     )
 
 
@@ -161,8 +254,8 @@ def large_table(large: dict[str, LargeResult], notes: list[str]) -> str:
             _speed(r, r.download, note) + (" via `/api/contents`*" if r.files_status else ""),
             _memory(r.download),
             roundtrip,
-            _phase_requests(r.upload),
-            _phase_requests(r.download),
+            _phase_requests(r.upload) if name != "local" else "-",
+            _phase_requests(r.download) if name != "local" else "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     fallback = [LABELS.get(n, n) for n, r in large.items() if r.files_status]
@@ -198,7 +291,14 @@ def document(
     large_mb: int,
     command: str,
     budget: float = float("inf"),
+    curves: dict[str, dict[str, list[Result]]] | None = None,
+    pages: dict[str, list[Result]] | None = None,
+    chart: str | None = None,
+    previous: str = "",
+    curve_budget: float = float("inf"),
 ) -> str:
+    curves = curves or {}
+    pages = pages or {}
     groups, notes = tables(results)
     measured = {heading for heading, _, _ in groups}
     out = [
@@ -212,7 +312,23 @@ def document(
         "repository's package; `old` is `s3contents` 0.13.0 from PyPI, in the same run",
         "against the same storage, each in a bucket of its own. S3 is a local SeaweedFS",
         "(`S3ContentsManager`); GCS is fake-gcs-server, Google's JSON API emulated in memory",
-        "(`GCSContentsManager`).",
+        "(`GCSContentsManager`). `local` is the reference: jupyter_server's own",
+        "`AsyncLargeFileManager` on a local folder seeded with the same files (no storage",
+        "requests: `-`), measured in the same run with the same REST calls.",
+        "",
+        "**Event-loop stall**: while each measured call runs, a second client on a connection",
+        "of its own polls `GET /api/status` back to back; the longest single wait is how long",
+        "the server's event loop was held (a few ms when it is free). The goal we steer by:",
+        f"no operation holds the loop more than **{STALL_GOAL_MS} ms** (bold when it does).",
+        "**CPU** is the Jupyter Server process's user + system time (`/proc/PID/stat`, all",
+        "its threads) from the start of the call until the storage went quiet after it,",
+        "less the status polls' share (their CPU cost per poll is measured once per server",
+        "and subtracted). Both are medians over the repetitions; the clock's tick (10 ms)",
+        "limits the CPU's resolution. The polling client, the harness, the storage server",
+        "and Jupyter share the machine's cores, so on a loaded machine a stall of a few tens",
+        "of ms can be the scheduler's rather than the server's. `local` shows what",
+        "jupyter_server itself holds the loop for (its handlers encode and decode the JSON",
+        "models on the loop, e.g. a 10 MB notebook), which no contents manager avoids.",
         "",
         f"Generated {machine['date']} by `{command}`.",
         "",
@@ -229,6 +345,11 @@ def document(
     ]
     for heading, server, body in groups:
         out += [f"## Results: {heading} ({server})", ""]
+        if heading == "S3" and "local" in results:
+            out += [
+                "`local` makes no storage requests; its column is there for the times.",
+                "",
+            ]
         if heading == "GCS":
             out += [
                 "GCS JSON API requests, classified as: `GET .../o?prefix=` (objects.list) LIST,",
@@ -241,6 +362,16 @@ def document(
                 "",
             ]
         out += [body, ""]
+        columns = next(c for h, _, _, c in GROUPS if h == heading)
+        mine = {col: results[t] for t, col in columns.items() if t in results}
+        out += [
+            f"Longest event-loop stall and server CPU per operation ({heading}):",
+            "",
+            stall_table(mine),
+            "",
+        ]
+    if "GCS" not in measured:
+        out += _kept_section(previous, "GCS")
     out += _failures(notes, 0)
     seen = len(notes)
     if "old" in results or "gcs-old" in results:
@@ -262,6 +393,42 @@ def document(
             "bucket type over gRPC, which stalls for about a minute against an emulator.",
             "",
         ]
+    if curves:
+        names = ", ".join(f"`{n}`" for n in curves)
+        out += [
+            "## Curves: listing and renaming as folders grow",
+            "",
+            f"Targets {names}, in the same servers after the workload. A folder of N notebooks",
+            "(the 2.6 KB ones of `big/`, no subfolders) is listed (`GET /api/contents/folder`,",
+            f"median of up to {repeat} repetitions, as above); a folder of N small files is",
+            "renamed (`PATCH`), once per size (each needs a fresh folder), and checked in the",
+            "storage. Seeded straight into the storage (boto3, concurrently; plain files for",
+            "`local`). A point is skipped when its time, extrapolated linearly from the",
+            f"previous size, would pass {curve_budget:g} s (`--curve-budget-s`); the table",
+            "says so. Stall and CPU as above. The GCS targets have no curves.",
+            "",
+        ]
+        if chart:
+            out += [f"![listing and renaming against folder size]({chart})", ""]
+        lists = {n: c["list"] for n, c in curves.items()}
+        renames = {n: c["rename"] for n, c in curves.items()}
+        out += ["### List a folder of N notebooks", "", curve_table(lists, "notebooks"), ""]
+        out += ["### Rename a folder of N files", "", curve_table(renames, "files"), ""]
+    if pages:
+        out += [
+            "## Listing with AWS's page size (`--aws-pages`)",
+            "",
+            "SeaweedFS (like moto) answers a ListObjectsV2 with as many keys as `max-keys`",
+            "asks, and the new adapter asks for large pages; AWS S3 (and GCS) return at most",
+            "1000 keys a page. Here the proxy rewrites `max-keys` to min(asked, 1000) (and signs",
+            "the request again), so each listing takes as many requests as it would on AWS:",
+            "a folder of 2500 entries is 3 LISTs. Same folders and method as the curves; each",
+            "folder also holds its marker object, so N notebooks are N + 1 keys (1000",
+            "notebooks: 2 pages). S3 targets only (the GCS adapter's pages are not capped here).",
+            "",
+            curve_table(pages, "notebooks"),
+            "",
+        ]
     if large:
         out += [
             "## Large files",
@@ -278,7 +445,9 @@ def document(
             "starts (after the workload above ran in the same server), `+` the growth to the",
             "sampled peak, and `kernel's peak` the process's `VmHWM`, reset through",
             "`/proc/PID/clear_refs` before each phase, which catches what falls between two",
-            "samples. `server CPU` is the CPU time the Jupyter Server process used meanwhile.",
+            "samples. `server CPU` is the CPU time the Jupyter Server process used meanwhile,",
+            "and `longest stall` the longest `GET /api/status` wait of a client polling beside",
+            "the transfer.",
             "The harness (client and proxy) runs on the same 2 cores as the server and storage.",
             "",
             "During the upload, Jupyter's contents handler asks the manager whether the file",
@@ -302,18 +471,18 @@ def document(
         f"- `big/`: {w.BIG_NOTEBOOKS} notebooks of {len(w.SMALL_NB) / 1000:.1f} KB and "
         f"{w.BIG_FOLDERS} subfolders, each holding one small file;",
         f"- `save/`: a {len(w.MEDIUM_NB) / 1000:.0f} KB notebook ({w.MEDIUM_CELLS} code cells) "
-        f"and a {len(w.LARGE_NB) / 1e6:.1f} MB one",
+        f"and a {len(w.LARGE_NB) / 1e6:.0f} MB one",
         f"  ({w.LARGE_CELLS} cells with {w.LARGE_OUTPUT / 1000:.0f} KB of output each), so "
         "that every save overwrites, as saving an open notebook does;",
         f"- folders of {w.FOLDER_FILES} small files to rename and to delete, one per repetition.",
         "",
-        "Operations: list `big/` (`GET /api/contents/big`); open a notebook (`content=1`) and",
-        "read its metadata (`content=0`); save the two notebooks (`PUT`, type notebook); create",
-        "an untitled notebook in an empty folder (`POST` to the folder); rename a notebook and a",
-        "200-file folder (`PATCH`); delete a 200-file folder (`DELETE`); create, list and restore",
-        "a checkpoint. Every outcome is checked (status code, then the new state through the API",
-        "or in the bucket), so a broken operation shows as failed, not as fast. The large file",
-        "is checked by its SHA-256.",
+        "Operations: list `big/` (`GET /api/contents/big`); open a notebook (`content=1`), and",
+        "the large one, and read a notebook's metadata (`content=0`); save the two notebooks",
+        "(`PUT`, type notebook); create an untitled notebook in an empty folder (`POST` to the",
+        "folder); rename a notebook and a 200-file folder (`PATCH`); delete a 200-file folder",
+        "(`DELETE`); create, list and restore a checkpoint. Every outcome is checked (status",
+        "code, then the new state through the API or in the bucket), so a broken operation",
+        "shows as failed, not as fast. The large file is checked by its SHA-256.",
         "",
         "## Setup",
         "",
@@ -334,15 +503,19 @@ def document(
         "## How to reproduce",
         "",
         "```sh",
-        'python3 -m venv .venv && .venv/bin/pip install -e ".[test]"',
-        ".venv/bin/python -m benchmarks --delay-ms 20",
+        "python3 -m venv .venv",
+        '.venv/bin/pip install -c requirements/lock.txt -e ".[test,bench]"',
+        ".venv/bin/python -m benchmarks --delay-ms 20 --curves --aws-pages",
         "```",
         "",
         "The first run creates `benchmarks/.work/old-venv` (Python >= 3.12, `s3contents==0.13.0`",
         "and `jupyter_server` from PyPI; gcsfs comes with s3contents); later runs reuse it.",
-        "Options: `--delay-ms MS`, `--repeat N`, `--only new,old,gcs,gcs-old` (any of them,",
-        "comma-separated: `gcs` is the new package on GCS, `gcs-old` the old one),",
-        "`--budget-s S`, `--skip-large`, `--large-mb N` (256 by default), `--out PATH`.",
+        "Options: `--delay-ms MS`, `--repeat N`, `--only new,old,local,gcs,gcs-old` (any of",
+        "them, comma-separated: `gcs` is the new package on GCS, `gcs-old` the old one),",
+        "`--budget-s S`, `--skip-large`, `--large-mb N` (256 by default), `--curves`",
+        "(folder-size curves of the S3 and local targets, and the chart, which needs",
+        "matplotlib: `pip install -e '.[bench]'`), `--curve-budget-s S`, `--aws-pages`,",
+        "`--chart PATH`, `--out PATH`.",
         "SeaweedFS, fake-gcs-server, the proxies and the Jupyter Servers listen on free",
         "127.0.0.1 ports and are stopped at the end; their logs stay in",
         "`benchmarks/.work/logs/`.",

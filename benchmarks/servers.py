@@ -23,6 +23,7 @@ from pathlib import Path
 import requests
 
 from .gcs import PROJECT as GCS_PROJECT
+from .local import MANAGER as LOCAL_MANAGER
 from .procs import stop_process
 from .storage import ACCESS_KEY, SECRET_KEY, free_ports
 
@@ -38,18 +39,18 @@ _STAMP = ".benchmarks-ready"
 class Package:
     """One contents manager implementation to benchmark."""
 
-    name: str  # "new", "old", "gcs" or "gcs-old"
+    name: str  # "new", "old", "gcs", "gcs-old" or "local"
     python: str
     bucket: str
     # Environment overrides for the server process (None removes a variable).
     env: dict[str, str | None] = field(default_factory=dict)
-    backend: str = "s3"  # or "gcs"
+    backend: str = "s3"  # or "gcs", or "local" (jupyter_server's own manager on disk)
     old: bool = False  # s3contents 0.13
 
     @property
     def marker(self) -> str:
         """The folder marker both packages write and expect for this backend."""
-        return ".gcskeep" if self.backend == "gcs" else ".s3keep"
+        return {"gcs": ".gcskeep", "local": ".keep"}.get(self.backend, ".s3keep")
 
     def gcs(self) -> Package:
         """The same package's GCS contents manager."""
@@ -78,11 +79,13 @@ class Package:
             cwd=WORK,
         )
         facts = json.loads(out.stdout)
-        if not self.old:
+        if not self.old and "s3contents" in facts:
             facts["s3contents"] += f" ({_git_state()})"
         return facts
 
     def _dists(self) -> tuple[str, ...]:
+        if self.backend == "local":
+            return ("jupyter_server",)
         if self.backend == "gcs":
             return ("s3contents", "jupyter_server", "gcsfs", "aiohttp")
         return ("s3contents", "jupyter_server", "aiobotocore", "botocore", "s3fs")
@@ -163,7 +166,14 @@ def old_package(explicit_python: str | None = None, log=print) -> Package:
     return Package("old", ensure_old_venv(explicit_python, log), "bench-old", old=True)
 
 
+def local_package() -> Package:
+    """jupyter_server's ``AsyncLargeFileManager`` on a local folder: the reference."""
+    return Package("local", sys.executable, "bench-local", backend="local")
+
+
 def manager_class(pkg: Package) -> str:
+    if pkg.backend == "local":
+        return LOCAL_MANAGER
     if pkg.backend == "gcs":
         return "s3contents.gcs.GCSContentsManager"
     return "s3contents.S3ContentsManager"
@@ -240,12 +250,20 @@ class JupyterServer:
 
 
 def start_jupyter(
-    pkg: Package, endpoint: str, prefix: str, scratch: Path, log_path: Path, timeout=90.0
+    pkg: Package,
+    endpoint: str,
+    prefix: str,
+    scratch: Path,
+    log_path: Path,
+    timeout=90.0,
+    root: Path | None = None,
 ) -> JupyterServer:
-    """Start ``pkg``'s Jupyter Server on a free loopback port and wait for ``/api/status``."""
+    """Start ``pkg``'s Jupyter Server on a free loopback port and wait for ``/api/status``.
+
+    ``root``: the server's root folder (the ``local`` target's files), else a scratch one."""
     (port,) = free_ports(1)
     token = f"bench-{pkg.name}-token"
-    root = scratch / "root"
+    root = root or scratch / "root"
     root.mkdir(parents=True, exist_ok=True)
     cls = manager_class(pkg)
     cmd = [
@@ -262,7 +280,13 @@ def start_jupyter(
         f"--ServerApp.contents_manager_class={cls}",
     ]
     env = dict(pkg.env)
-    if pkg.backend == "gcs":
+    if pkg.backend == "local":
+        # Deleting a folder removes it, as in a bucket (not into the desktop's trash).
+        cmd += [
+            "--FileContentsManager.delete_to_trash=False",
+            "--FileContentsManager.always_delete_dir=True",
+        ]
+    elif pkg.backend == "gcs":
         cmd += [
             f"--GCSContentsManager.bucket={pkg.bucket}",
             f"--GCSContentsManager.prefix={prefix}",

@@ -15,12 +15,28 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import nbformat
 import requests
 from nbformat import v4
 
-from tests.support.proxy import StorageProxy
+from .large import cpu_seconds
+from .probe import StallProbe
+
+
+class Counter(Protocol):
+    """What the workload needs of the counting proxy (:class:`~tests.support.proxy.
+    StorageProxy`, or :class:`~benchmarks.local.NoStorage` for the local target)."""
+
+    def wait_idle(self, quiet: float = 0.05, timeout: float = 10.0) -> None: ...
+
+    def reset(self) -> None: ...
+
+    def snapshot(self) -> tuple[dict[str, int], dict[int, int]]: ...
+
+    def set_delay(self, delay_ms: float) -> None: ...
+
 
 BIG_NOTEBOOKS = 1000
 BIG_FOLDERS = 50
@@ -42,7 +58,7 @@ def _notebook(cells: int, source_bytes: int, output_bytes: int = 0) -> bytes:
 
 
 MEDIUM_CELLS = 82  # of 2 KB source each: ~200 KB
-LARGE_CELLS, LARGE_OUTPUT = 50, 100_000  # ~5 MB, mostly outputs
+LARGE_CELLS, LARGE_OUTPUT = 100, 100_000  # ~10 MB, mostly outputs
 SMALL_NB = _notebook(3, 300, 200)  # ~2.5 KB: the 1000 notebooks of big/
 MEDIUM_NB = _notebook(MEDIUM_CELLS, 2000)
 LARGE_NB = _notebook(LARGE_CELLS, 200, LARGE_OUTPUT)
@@ -58,10 +74,24 @@ class Result:
     times: list[float] = field(default_factory=list)
     error: str | None = None
     wanted: int = 0  # repetitions asked for (fewer are made past the time budget)
+    #: Longest single ``GET /api/status`` wait while the call ran, per repetition (s).
+    stalls: list[float] = field(default_factory=list)
+    #: Server process CPU (user + sys) per repetition, the status polls' share taken out (s).
+    cpus: list[float] = field(default_factory=list)
+    skipped: str | None = None  # why it was not measured at all
+    n: int = 0  # size of a curve's point (entries listed, files renamed)
 
     @property
     def median(self) -> float | None:
         return statistics.median(self.times) if self.times else None
+
+    @property
+    def stall(self) -> float | None:
+        return statistics.median(self.stalls) if self.stalls else None
+
+    @property
+    def cpu(self) -> float | None:
+        return statistics.median(self.cpus) if self.cpus else None
 
 
 class Failed(Exception):
@@ -113,14 +143,18 @@ class Workload:
         self,
         url: str,
         token: str,
-        proxy: StorageProxy,
+        proxy: Counter,
         store,
         bucket: str,
         prefix: str,
         repeat: int,
         budget: float = float("inf"),
+        pid: int = 0,
     ) -> None:
         self.url = url.rstrip("/") + "/api/contents"
+        self.probe = StallProbe(url, token)
+        self.pid = pid  # the server's, for its CPU time
+        self.status_cpu = 0.0  # server CPU per status poll, taken out of an operation's
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"token {token}"
         self.proxy = proxy
@@ -145,18 +179,35 @@ class Workload:
             raise Failed(f"{method} {path}: HTTP {resp.status_code} {resp.text[:300]}")
         return resp
 
-    def measure(self, op: str, fn: Callable[[int], None], verify: Callable[[int], None]) -> Result:
-        result = Result(op, wanted=self.repeat)
-        for i in range(self.repeat):
+    def calibrate(self, polls: int = 300) -> None:
+        """Server CPU of one status poll, to take the probe's share out of an operation's."""
+        cpu = cpu_seconds(self.pid)
+        for _ in range(polls):
+            self.probe.http.get(self.probe.url, timeout=60)
+        self.status_cpu = max(0.0, cpu_seconds(self.pid) - cpu) / polls
+
+    def measure(
+        self,
+        op: str,
+        fn: Callable[[int], None],
+        verify: Callable[[int], None],
+        repeat: int | None = None,
+    ) -> Result:
+        repeat = repeat or self.repeat
+        result = Result(op, wanted=repeat)
+        for i in range(repeat):
             self.proxy.wait_idle()
             self.proxy.reset()
-            start = time.perf_counter()
-            try:
-                fn(i)
-            except (Failed, requests.RequestException) as exc:
-                result.error = str(exc)
-            elapsed = time.perf_counter() - start
+            cpu = cpu_seconds(self.pid)
+            with self.probe:
+                start = time.perf_counter()
+                try:
+                    fn(i)
+                except (Failed, requests.RequestException) as exc:
+                    result.error = str(exc)
+                elapsed = time.perf_counter() - start
             self.proxy.wait_idle()
+            used = cpu_seconds(self.pid) - cpu - self.probe.polls * self.status_cpu
             counts, statuses = self.proxy.snapshot()
             result.counts.append(counts)
             result.statuses.append(statuses)
@@ -171,6 +222,8 @@ class Workload:
             if result.error is not None:
                 break  # later repetitions depend on this one's outcome
             result.times.append(elapsed)
+            result.stalls.append(self.probe.longest)
+            result.cpus.append(max(0.0, used))
             if sum(result.times) >= self.budget:
                 break
         return result
@@ -192,6 +245,7 @@ class Workload:
         # Warm up: the first requests of a process open connections and build clients.
         self.call("GET", "", 200)
         self.call("GET", "ckpt/nb.ipynb", 200, content=1)
+        self.calibrate()
         results = []
         for op, fn, verify in self.operations():
             result = self.measure(op, fn, verify)
@@ -211,6 +265,11 @@ class Workload:
             model = self.call("GET", "big/nb-0001.ipynb", 200, content=1).json()
             if model["type"] != "notebook" or not model["content"]["cells"]:
                 raise Failed("not a notebook with cells")
+
+        def open_large(i):
+            model = self.call("GET", "save/large.ipynb", 200, content=1).json()
+            if model["type"] != "notebook" or len(model["content"]["cells"]) != LARGE_CELLS + 1:
+                raise Failed("not the large notebook")
 
         def meta(i):
             model = self.call("GET", "big/nb-0002.ipynb", 200, content=0).json()
@@ -291,9 +350,10 @@ class Workload:
         return [
             (f"list folder ({BIG_NOTEBOOKS} notebooks, {BIG_FOLDERS} folders)", listing, nothing),
             ("open notebook (content=1)", open_nb, nothing),
+            (f"open notebook ({len(LARGE_NB) / 1e6:.0f} MB)", open_large, nothing),
             ("notebook metadata (content=0)", meta, nothing),
             (f"save notebook ({len(MEDIUM_NB) // 1000} KB)", save_medium, verify_medium),
-            (f"save notebook ({len(LARGE_NB) / 1e6:.1f} MB)", save_large, verify_large),
+            (f"save notebook ({len(LARGE_NB) / 1e6:.0f} MB)", save_large, verify_large),
             ("new untitled notebook", new_nb, new_nb_check),
             ("rename file", rename, rename_check),
             (f"rename folder ({FOLDER_FILES} files)", rename_dir, rename_dir_check),
@@ -302,3 +362,112 @@ class Workload:
             ("list checkpoints", ckpt_list, nothing),
             ("restore checkpoint", ckpt_restore, ckpt_check),
         ]
+
+
+# -- curves: how listing and renaming a folder grow with its size -----------------------------
+
+LIST_NS = (100, 1000, 5000, 10000)
+RENAME_NS = (10, 100, 1000)
+#: Folder sizes listed under ``--aws-pages`` (2500 entries: three pages of at most 1000).
+PAGES_NS = (1000, 2500, 5000, 10000)
+
+
+def seed_curves(
+    store,
+    bucket: str,
+    prefix: str,
+    list_ns: tuple[int, ...],
+    rename_ns: tuple[int, ...],
+    marker: str,
+) -> None:
+    """Folders of ``n`` notebooks to list (``curve/list-N``) and of ``n`` small files to
+    rename (``curve/mv-N-0``), written straight to the storage, concurrently."""
+    objects: dict[str, bytes] = {}
+    for n in list_ns:
+        objects[f"curve/list-{n}/{marker}"] = b""
+        for i in range(n):
+            objects[f"curve/list-{n}/nb-{i:05d}.ipynb"] = SMALL_NB
+    for n in rename_ns:
+        objects[f"curve/mv-{n}-0/{marker}"] = b""
+        for i in range(n):
+            objects[f"curve/mv-{n}-0/f-{i:05d}.txt"] = b"x\n"
+    if objects:
+        store.put_many(bucket, {f"{prefix}/{key}": data for key, data in objects.items()})
+
+
+def _curve(
+    points: list[tuple[int, Callable[[], Result]]], budget: float, label: str
+) -> list[Result]:
+    """Measure the points in order of size; skip one whose time, extrapolated linearly from
+    the previous point, would pass ``budget`` seconds."""
+    out: list[Result] = []
+    for n, measure in points:
+        last = out[-1] if out else None
+        if last is not None and last.median is not None and last.n:
+            guess = last.median * n / last.n
+            if guess > budget:
+                out.append(
+                    Result(
+                        f"{label} {n}",
+                        n=n,
+                        skipped=f"not measured: {last.n} took {last.median:.0f} s, so {n} "
+                        f"would take about {guess / 60:.0f} min",
+                    )
+                )
+                continue
+        if last is not None and (last.skipped or last.error):
+            out.append(Result(f"{label} {n}", n=n, skipped="not measured (smaller one was not)"))
+            continue
+        result = measure()
+        result.n = n
+        out.append(result)
+    return out
+
+
+class Curves:
+    """The curve operations of one target, through its :class:`Workload`."""
+
+    def __init__(self, work: Workload, budget: float, log=print) -> None:
+        self.work = work
+        self.budget = budget
+        self.log = log
+
+    def _show(self, result: Result) -> Result:
+        if result.skipped:
+            status = result.skipped
+        elif result.error:
+            status = f"FAILED: {result.error}"
+        else:
+            status = f"{result.median:.3f} s, stall {1000 * (result.stall or 0):.0f} ms"
+        self.log(f"  {result.op:<40} {status}")
+        return result
+
+    def listing(self, ns: tuple[int, ...], label: str = "list folder of") -> list[Result]:
+        w = self.work
+
+        def point(n: int) -> Callable[[], Result]:
+            def fn(i: int) -> None:
+                model = w.call("GET", f"curve/list-{n}", 200, content=1).json()
+                if len(model["content"]) != n:
+                    raise Failed(f"curve/list-{n} lists {len(model['content'])} entries")
+
+            return lambda: self._show(w.measure(f"{label} {n}", fn, lambda i: None))
+
+        return _curve([(n, point(n)) for n in ns], self.budget, label)
+
+    def rename(self, ns: tuple[int, ...]) -> list[Result]:
+        w = self.work
+
+        def point(n: int) -> Callable[[], Result]:
+            def fn(i: int) -> None:
+                w.call("PATCH", f"curve/mv-{n}-0", 200, body={"path": f"curve/mv-{n}-1"})
+
+            def verify(i: int) -> None:
+                moved, left = w.keys(f"curve/mv-{n}-1"), w.keys(f"curve/mv-{n}-0")
+                if len(moved) < n or left:
+                    raise Failed(f"bucket: {len(moved)} objects moved, {len(left)} left behind")
+
+            # Once: each repetition would need a folder of its own.
+            return lambda: self._show(w.measure(f"rename folder of {n}", fn, verify, repeat=1))
+
+        return _curve([(n, point(n)) for n in ns], self.budget, "rename folder of")

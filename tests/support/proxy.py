@@ -180,6 +180,9 @@ class StorageProxy:
         self.classify = classifier
         self.record = record
         self.trace = os.environ.get("BENCHMARKS_TRACE") or None
+        #: Called on each request head as it arrives; what it returns is forwarded (and
+        #: counted) instead (the benchmarks' ``--aws-pages`` caps listing pages with it).
+        self.rewrite: Callable[[Head], Head] | None = None
         # Counters: touched on the proxy's loop only (read and reset through _call).
         self.counts: Counter[str] = Counter()
         #: Error statuses answered (404 included: it is how "does it exist?" is answered).
@@ -342,6 +345,8 @@ class StorageProxy:
                 req = await read_head(c_reader)
                 if req is None:
                     return
+                if self.rewrite is not None:
+                    req = self.rewrite(req)
                 method, target = req.start[0], req.start[1]
                 kind = self.classify(method, target, req.headers)
                 self.counts[kind] += 1
