@@ -20,6 +20,7 @@ from typing import Any
 from traitlets import TraitError
 
 from .errors import AlreadyExists, ContentsError
+from .paths import join_api
 
 __all__ = [
     "Download",
@@ -72,7 +73,7 @@ async def create_unique(
         if name in taken:
             continue
         try:
-            return await create(f"{dir_path}/{name}" if dir_path else name)
+            return await create(join_api(dir_path, name))
         except AlreadyExists:
             taken.add(name)
             attempts += 1

@@ -319,11 +319,12 @@ class ObjectStoreContentsManager(ManagerParts):
             await self.tree.check_parent(api_path)
         key = self.keys.key(api_path)
         result = await self.uploads.add_model(key, chunk, model, api_path)
-        found, info = handoff.known(key)
-        if chunk == 1 and found:
+        if chunk == 1:
             # The handler asked file_exists before this first chunk: its session keeps the
             # answer for the next chunks' questions (nothing changes at the key till the end).
-            self.uploads.note_object_exists(key, info is not None)
+            found, info = handoff.known(key)
+            if found:
+                self.uploads.note_object_exists(key, info is not None)
         if result.info is None:
             now = datetime.now(timezone.utc)
             return models.file_model(api_path, "file", now, result.received)
