@@ -20,6 +20,7 @@ from .claims import LEASE_SECONDS, Claim
 from .errors import Conflict, ContentsError, NotFound
 from .paths import KeyMapper
 from .storage.base import ObjectInfo, PutMode, Storage
+from .traits import StoreTraits
 
 __all__ = ["FolderListing", "Folders", "OnCopied"]
 
@@ -63,6 +64,7 @@ class Folders:
         concurrency: int = 16,
         lease_seconds: float = LEASE_SECONDS,
         running: set[tuple[str, str]] | None = None,
+        traits: StoreTraits | None = None,
     ) -> None:
         self.storage = storage
         self.keys = keys
@@ -72,6 +74,8 @@ class Folders:
         #: Renames this manager is running now, (old, new): a claim of our own owner id
         #: not in here was left by a rename of ours that failed, and may be taken over.
         self.running = running if running is not None else set()
+        #: What the store does where stores differ (asked once, then known).
+        self.traits = traits if traits is not None else StoreTraits(storage, keys, owner)
 
     # -- listing ----------------------------------------------------------------------------
     async def tree(self, api_path: str) -> list[ObjectInfo]:
@@ -286,8 +290,9 @@ class Folders:
             etags=conditions or None,
         )
         # A subfolder emptied earlier has no key to find it by, and keeps the folder listed
-        # on SeaweedFS. One delimited LIST tells (nothing there on AWS); only then walk.
-        if await self.storage.exists_any(root):
+        # on SeaweedFS. One delimited LIST tells; only then walk. Stores that keep no
+        # emptied folders (AWS, GCS, moto: asked once) need no look.
+        if (await self.traits.get()).keeps_emptied_folders and await self.storage.exists_any(root):
             leftovers = await self.emptied_entries(api_path)
             if leftovers:
                 await self.storage.delete_many(leftovers)

@@ -473,9 +473,14 @@ class ObjectStoreContentsManager(ManagerParts):
             return False
         self._check_writable(old, "rename")
         self._check_writable(new, "rename to")
-        info = await self.tree.info(old)
+        listed = None
+        if "." not in old.rsplit("/", 1)[-1]:
+            # A name without an extension is most often a folder: list it first, and a
+            # folder's rename needs no HEAD (a file's pays one LIST more).
+            listed = await self.tree.folders.tree(old)
+        info = None if listed else await self.tree.info(old)
         if info is None:
-            await self.tree.rename_dir(old, new, on_copied=self._renamed.remember)
+            await self.tree.rename_dir(old, new, on_copied=self._renamed.remember, listed=listed)
             return True
         if split_api(old)[0] != split_api(new)[0]:
             await self.tree.check_parent(new)

@@ -33,6 +33,7 @@ from .renames import FolderRenames
 from .serverhooks import attach
 from .settings import BucketSettings, apply_environment, configured_names
 from .storage.base import Storage
+from .traits import StoreTraits
 from .tree import Tree
 from .uploads import ChunkedUploads
 
@@ -82,6 +83,7 @@ class ManagerParts(BucketSettings):
         #: Who this manager is in the claims of folder renames (s3contents.folders).
         self._owner = new_owner_id()
         self._renames_running: set[tuple[str, str]] = set()
+        self._store_traits: StoreTraits | None = None
         # The server extension ``s3contents`` (sweeps, close at stop, the /api/contents
         # handler): enabled in the server that runs this manager.
         attach(self)
@@ -113,6 +115,7 @@ class ManagerParts(BucketSettings):
             # Measured around the port: the adapter only tells its observer.
             value.observer = StorageMeter(value.provider, value.bucket)
         self._storage = value
+        self._store_traits = None  # another store: probed again when needed
 
     @observe("request_timeout")
     def _request_timeout_changed(self, change: Any) -> None:
@@ -132,6 +135,13 @@ class ManagerParts(BucketSettings):
         return self._keys
 
     @property
+    def store_traits(self) -> StoreTraits:
+        """What the store does where stores differ, probed once (:mod:`s3contents.traits`)."""
+        if self._store_traits is None:
+            self._store_traits = StoreTraits(self.storage, self.keys, self._owner)
+        return self._store_traits
+
+    @property
     def folders(self) -> FolderRenames:
         """Whole-folder copy, delete and rename on this manager's storage and keys."""
         return FolderRenames(
@@ -141,6 +151,7 @@ class ManagerParts(BucketSettings):
             concurrency=self.max_concurrency,
             lease_seconds=self.rename_lease,
             running=self._renames_running,
+            traits=self.store_traits,
         )
 
     @property

@@ -78,8 +78,10 @@ class FolderRenames(Folders):
         check_parent: Callable[[str], Awaitable[None]],
         file_exists: Callable[[str], Awaitable[bool]],
         on_copied: OnCopied | None = None,
+        listed: list[ObjectInfo] | None = None,
     ) -> None:
-        """Rename folder ``old`` to ``new`` (the protocol in this module's docstring)."""
+        """Rename folder ``old`` to ``new`` (the protocol in this module's docstring);
+        ``listed``: ``old``'s recursive listing, when the caller has just made it."""
         # One rename of a pair at a time in this manager: a second request for the same
         # rename (a client's retry) while the first runs is 409, never a take-over of the
         # first one's claims (they carry this manager's own id).
@@ -87,7 +89,7 @@ class FolderRenames(Folders):
             raise Conflict(f"{old} is being renamed to {new}; try again when that is done")
         self.running.add((old, new))
         try:
-            await self._rename(old, new, check_parent, file_exists, on_copied)
+            await self._rename(old, new, check_parent, file_exists, on_copied, listed)
         finally:
             self.running.discard((old, new))
 
@@ -98,12 +100,13 @@ class FolderRenames(Folders):
         check_parent: Callable[[str], Awaitable[None]],
         file_exists: Callable[[str], Awaitable[bool]],
         on_copied: OnCopied | None,
+        listed: list[ObjectInfo] | None,
     ) -> None:
         if new.startswith(old + "/"):
             if await file_exists(new) or await self.exists(new):
                 raise AlreadyExists(f"File already exists: {new}", path=new)  # as on disk
             raise BadRequest(f"Cannot move {old} into itself", path=new)
-        objects = await self.tree(old)
+        objects = listed if listed is not None else await self.tree(old)
         if await file_exists(new):
             raise AlreadyExists(f"File already exists: {new}", path=new)
         lock_key = self.claim_key(old)

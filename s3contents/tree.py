@@ -95,16 +95,26 @@ class Tree:
         await self.folders.copy_tree(src, dst)
 
     async def rename_dir(
-        self, old: str, new: str, on_copied: Callable[[str, ObjectInfo], None]
+        self,
+        old: str,
+        new: str,
+        on_copied: Callable[[str, ObjectInfo], None],
+        listed: list[ObjectInfo] | None = None,
     ) -> None:
         """Rename a folder: :mod:`s3contents.renames`, safe with several
-        servers on the prefix and with any of them killed half-way."""
+        servers on the prefix and with any of them killed half-way. ``listed``: the
+        folder's recursive listing, when the caller has just made it."""
 
         async def file_exists(api_path: str) -> bool:
             return await self.info(api_path) is not None
 
         await self.folders.rename(
-            old, new, check_parent=self.check_parent, file_exists=file_exists, on_copied=on_copied
+            old,
+            new,
+            check_parent=self.check_parent,
+            file_exists=file_exists,
+            on_copied=on_copied,
+            listed=listed,
         )
 
     # -- files ----------------------------------------------------------------------------
@@ -128,10 +138,11 @@ class Tree:
         Copy create-only, then delete the source only while it is the version copied: a
         save that landed meanwhile makes the rename 409 and stays where it was written.
         """
-        # The HEAD is for servers that ignore If-None-Match on CopyObject (moto, some
-        # S3-compatible stores, fake-gcs-server); the create-only copy still closes the
-        # race where the store honours it (AWS, SeaweedFS, GCS).
-        if await self.info(new) is not None or await self.folder_in_the_way(new):
+        # The create-only copy refuses an existing file where the store honours the
+        # condition (AWS, GCS, SeaweedFS: asked once, s3contents.traits); elsewhere (moto,
+        # fake-gcs-server, some S3-compatible stores) a HEAD of the new name comes first.
+        honoured = (await self.folders.traits.get()).create_only_copy
+        if (not honoured and await self.info(new) is not None) or await self.folder_in_the_way(new):
             raise AlreadyExists(f"File already exists: {new}", path=new)
         new_key = self.keys.key(new)
         try:
