@@ -128,6 +128,17 @@ def _digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+def _rewound(body: io.BytesIO) -> io.BytesIO:
+    """``body`` to be written again from its start, or a new buffer while a view of it
+    lives (a store's client still holding it)."""
+    try:
+        body.seek(0)
+        body.write(b"")  # BufferError while exported
+    except BufferError:
+        return io.BytesIO()
+    return body
+
+
 def _decode(model: dict[str, Any], api_path: str) -> bytes:
     """A chunk's bytes. Base64 without line breaks (JupyterLab's) is decoded straight from
     the string, without the two copies of :func:`~s3contents.models.encode_content` (which
@@ -403,17 +414,26 @@ class ChunkedUploads:
 
     @staticmethod
     def _take_buffer(session: UploadSession) -> io.BytesIO:
+        """The part gathered so far, to send (from position 0, no longer than written)."""
         body, session.buffer = session.buffer, io.BytesIO()
+        written = body.tell()
+        if body.seek(0, io.SEEK_END) > written:
+            body.truncate(written)  # a reused buffer holds the end of the previous part
         body.seek(0)
         return body
 
     async def _send_part(self, session: UploadSession) -> None:
-        # The BytesIO itself is the request's body: no copy of the part is made.
+        # The BytesIO itself is the request's body: no copy of the part is made. Once sent,
+        # it gathers the next part, overwritten in place: one allocation of a part for the
+        # whole upload, not one freed and made again per part (which leaves the allocator's
+        # heap holding both).
         body = self._take_buffer(session)
         part = await self.storage.multipart_part(
             session.key, session.upload_id, len(session.parts) + 1, body
         )
         session.parts.append(part)
+        if session.buffer.tell() == 0:
+            session.buffer = _rewound(body)
 
     def _forget(self, session: UploadSession) -> None:
         if self.sessions.get(session.key) is session:
