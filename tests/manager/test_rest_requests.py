@@ -3,7 +3,8 @@
 jupyter_server's handlers make more than one manager call per request (a ``PUT`` asks
 ``file_exists`` before it saves or creates, a ``PATCH`` asks ``get`` after it renames):
 these count every storage request the server's manager sends for one HTTP request, on
-SeaweedFS (and fake-gcs-server where a test says so), through ``storage.stats``.
+SeaweedFS and on fake-gcs-server (the same floors: GCS's JSON API allows them), through
+``storage.stats``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from traitlets.config import Config
 from s3contents import S3ContentsManager
 
 MIB = 1024 * 1024
+
+#: Every test on SeaweedFS and on fake-gcs-server: the same floors where GCS's API allows.
+pytestmark = pytest.mark.parametrize("jp_server_config", ["s3", "gcs"], indirect=True)
 
 
 def _stats(app: Any) -> Counter[str]:
@@ -135,7 +139,6 @@ async def test_new_untitled_and_save(jp_fetch: Any, jp_serverapp: Any) -> None:
     assert used == Counter({"HEAD": 1, "PUT": 1})  # the handler's file_exists, the save
 
 
-@pytest.mark.parametrize("jp_server_config", ["s3", "gcs"], indirect=True)
 @pytest.mark.parametrize("extra_cm_config", [{"upload_part_size": 5 * MIB}], indirect=True)
 async def test_a_chunked_upload_costs_its_parts_not_its_chunks(
     jp_fetch: Any, jp_serverapp: Any
