@@ -16,8 +16,8 @@ own first bytes are streamed back into a new upload, then the new last chunk), a
 file is still the one the upload made. Any other chunk out of order is refused (400) and
 ends the upload: the previous version of the file stays. Memory: about ``part_size`` plus two
 chunks per upload. A part is gathered in an ``io.BytesIO`` and handed to the store as it is
-(no 8 MiB copy, see :data:`~s3contents.storage.base.PartBody`); what is left after the last
-full part goes with the request that completes the upload.
+(no 8 MiB copy, see :data:`~s3contents.storage.base.PartBody`) once full; the final part goes
+with the request that completes the upload.
 
 Orphans. An upload whose process died (SIGKILL, a crash, a lost machine) stays in the bucket,
 parts and all, until someone aborts it. :meth:`ChunkedUploads.sweep` aborts the uploads under
@@ -328,7 +328,7 @@ class ChunkedUploads:
 
     async def _finish(self, session: UploadSession, last: bytes) -> ChunkResult:
         """Add the last chunk and complete the upload with what is left (the last part)."""
-        await self._feed(session, last)
+        await self._feed(session, last, last=True)
         session.received += len(last)
         body = self._take_buffer(session)
         info = await self.storage.multipart_complete(
@@ -399,17 +399,20 @@ class ChunkedUploads:
                     return
         raise Conflict(f"{session.key} was changed by someone else", path=session.key)
 
-    async def _feed(self, session: UploadSession, data: bytes) -> None:
-        """Write ``data`` into the part being gathered, sending each part once full (what
-        is left at the end goes with the completion)."""
+    async def _feed(self, session: UploadSession, data: bytes, *, last: bool = False) -> None:
+        """Write ``data`` into the part being gathered, sending each part once full; with
+        the ``last`` bytes of the upload, the final part stays (full or not) for the
+        completion, which sends it (GCS: in the request that creates the object)."""
         with memoryview(data) as view:
             offset = 0
             while offset < len(view):
+                if session.buffer.tell() >= self.part_size:
+                    await self._send_part(session)
                 room = self.part_size - session.buffer.tell()
                 session.buffer.write(view[offset : offset + room])
                 offset += room
-                if session.buffer.tell() >= self.part_size:
-                    await self._send_part(session)
+        if not last and session.buffer.tell() >= self.part_size:
+            await self._send_part(session)
 
     @staticmethod
     def _take_buffer(session: UploadSession) -> io.BytesIO:

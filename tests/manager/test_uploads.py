@@ -98,7 +98,7 @@ async def test_parts_are_whole_whatever_the_chunks(
     make_cm: Callable[..., S3ContentsManager], s3: Any, chunk_size: int, size: int
 ) -> None:
     # Parts are cut at the part size whatever the chunks' sizes, each sent once full; the
-    # rest goes with the completion (S3: sent first, never empty unless the file is).
+    # final one goes with the completion (S3: sent first).
     cm = make_cm(upload_part_size=PART)
     data = os.urandom(size)
     sizes: list[int] = []
