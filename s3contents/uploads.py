@@ -15,7 +15,9 @@ when its bytes are the same; with other bytes it replaces the file's last chunk 
 own first bytes are streamed back into a new upload, then the new last chunk), as long as the
 file is still the one the upload made. Any other chunk out of order is refused (400) and
 ends the upload: the previous version of the file stays. Memory: about ``part_size`` plus two
-chunks per upload.
+chunks per upload. A part is gathered in an ``io.BytesIO`` and handed to the store as it is
+(no 8 MiB copy, see :data:`~s3contents.storage.base.PartBody`) once full; the final part goes
+with the request that completes the upload.
 
 Orphans. An upload whose process died (SIGKILL, a crash, a lost machine) stays in the bucket,
 parts and all, until someone aborts it. :meth:`ChunkedUploads.sweep` aborts the uploads under
@@ -28,9 +30,12 @@ server stops.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import contextlib
 import hashlib
+import io
 import logging
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -71,8 +76,8 @@ class UploadSession:
     last_chunk: int = 1
     #: The latest chunk, held back until the next one arrives: a resent chunk replaces it.
     pending: bytes = b""
-    #: Bytes taken and not sent yet (less than a part between two chunks).
-    buffer: bytearray = field(default_factory=bytearray)
+    #: Bytes taken and not sent yet (a part at most), written at the end.
+    buffer: io.BytesIO = field(default_factory=io.BytesIO)
     parts: list[UploadPart] = field(default_factory=list)
     #: Bytes received so far, :attr:`pending` included.
     received: int = 0
@@ -90,7 +95,7 @@ class UploadSession:
     @property
     def held(self) -> int:
         """Bytes of the upload in memory."""
-        return len(self.buffer) + len(self.pending)
+        return self.buffer.tell() + len(self.pending)
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,28 @@ class ChunkResult:
 
 def _digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
+
+
+def _rewound(body: io.BytesIO) -> io.BytesIO:
+    """``body`` to be written again from its start, or a new buffer while a view of it
+    lives (a store's client still holding it)."""
+    try:
+        body.seek(0)
+        body.write(b"")  # BufferError while exported
+    except BufferError:
+        return io.BytesIO()
+    return body
+
+
+def _decode(model: dict[str, Any], api_path: str) -> bytes:
+    """A chunk's bytes. Base64 without line breaks (JupyterLab's) is decoded straight from
+    the string, without the two copies of :func:`~s3contents.models.encode_content` (which
+    decides everything else, errors included, the same way)."""
+    content = model["content"]
+    if model.get("format") == "base64" and isinstance(content, str) and sys.version_info >= (3, 11):
+        with contextlib.suppress(ValueError):  # binascii.Error; non-ASCII text
+            return binascii.a2b_base64(content, strict_mode=True)
+    return encode_content(content, model.get("format"), api_path)
 
 
 def check_chunk(model: dict[str, Any], chunk: Any, api_path: str) -> None:
@@ -192,7 +219,7 @@ class ChunkedUploads:
         """:meth:`add` the content of a chunk's model (checked by :func:`check_chunk`). A
         chunk that cannot be decoded ends its upload: nothing partial is kept."""
         try:
-            data = encode_content(model["content"], model.get("format"), api_path)
+            data = _decode(model, api_path)
         except BadRequest as err:
             if await self.abort(key, "a chunk could not be decoded"):
                 raise BadRequest(f"{err}; the upload was aborted", path=api_path) from err
@@ -285,9 +312,8 @@ class ChunkedUploads:
                 path=session.key,
             )
         try:
-            session.buffer += session.pending
+            await self._feed(session, session.pending)
             session.pending = b""
-            await self._send_full_parts(session)
             if chunk != -1:
                 session.pending = data
                 session.last_chunk = chunk
@@ -301,16 +327,19 @@ class ChunkedUploads:
             raise
 
     async def _finish(self, session: UploadSession, last: bytes) -> ChunkResult:
-        """Add the last chunk, send what is left and complete the upload."""
-        session.buffer += last
+        """Add the last chunk and complete the upload with what is left (the last part)."""
+        await self._feed(session, last, last=True)
         session.received += len(last)
-        await self._send_full_parts(session)
-        if session.buffer or not session.parts:
-            await self._send_part(session, len(session.buffer))
-        await self.storage.multipart_complete(session.key, session.upload_id, session.parts)
+        body = self._take_buffer(session)
+        info = await self.storage.multipart_complete(
+            session.key, session.upload_id, session.parts, last=body
+        )
         session.closed = session.completed = True
         self._forget(session)
-        info = await self.storage.head(session.key)
+        if info is None:
+            # The store's answer did not tell the object's time (S3): the model's date must
+            # be the one every later request reads, so it is asked for.
+            info = await self.storage.head(session.key)
         record = Completed(info, len(last), _digest(last), session.content_type, session.contested)
         self._remember(session.key, record)
         return ChunkResult(True, session.received, info)
@@ -363,30 +392,50 @@ class ChunkedUploads:
         async with contextlib.aclosing(stream) as pieces:
             async for piece in pieces:
                 take = piece[: keep - session.received]
-                session.buffer += take
+                await self._feed(session, take)
                 session.received += len(take)
                 session.last_activity = time.monotonic()
-                await self._send_full_parts(session)
                 if session.received >= keep:
                     return
         raise Conflict(f"{session.key} was changed by someone else", path=session.key)
 
-    async def _send_full_parts(self, session: UploadSession) -> None:
-        while len(session.buffer) >= self.part_size:
-            await self._send_part(session, self.part_size)
+    async def _feed(self, session: UploadSession, data: bytes, *, last: bool = False) -> None:
+        """Write ``data`` into the part being gathered, sending each part once full; with
+        the ``last`` bytes of the upload, the final part stays (full or not) for the
+        completion, which sends it (GCS: in the request that creates the object)."""
+        with memoryview(data) as view:
+            offset = 0
+            while offset < len(view):
+                if session.buffer.tell() >= self.part_size:
+                    await self._send_part(session)
+                room = self.part_size - session.buffer.tell()
+                session.buffer.write(view[offset : offset + room])
+                offset += room
+        if not last and session.buffer.tell() >= self.part_size:
+            await self._send_part(session)
 
-    async def _send_part(self, session: UploadSession, size: int) -> None:
-        # The part is copied out (aiohttp sends large bodies only from bytes), then the big
-        # buffer is dropped for a new one holding the rest (less than a chunk): while the
-        # part is being sent, memory holds the part, not the part twice.
-        with memoryview(session.buffer) as view:
-            piece = bytes(view[:size])
-            rest = bytearray(view[size:])
-        session.buffer = rest
+    @staticmethod
+    def _take_buffer(session: UploadSession) -> io.BytesIO:
+        """The part gathered so far, to send (from position 0, no longer than written)."""
+        body, session.buffer = session.buffer, io.BytesIO()
+        written = body.tell()
+        if body.seek(0, io.SEEK_END) > written:
+            body.truncate(written)  # a reused buffer holds the end of the previous part
+        body.seek(0)
+        return body
+
+    async def _send_part(self, session: UploadSession) -> None:
+        # The BytesIO itself is the request's body: no copy of the part is made. Once sent,
+        # it gathers the next part, overwritten in place: one allocation of a part for the
+        # whole upload, not one freed and made again per part (which leaves the allocator's
+        # heap holding both).
+        body = self._take_buffer(session)
         part = await self.storage.multipart_part(
-            session.key, session.upload_id, len(session.parts) + 1, piece
+            session.key, session.upload_id, len(session.parts) + 1, body
         )
         session.parts.append(part)
+        if session.buffer.tell() == 0:
+            session.buffer = _rewound(body)
 
     def _forget(self, session: UploadSession) -> None:
         if self.sessions.get(session.key) is session:
@@ -409,7 +458,7 @@ class ChunkedUploads:
 
     async def _abort(self, session: UploadSession, why: str) -> None:
         session.closed = True
-        session.buffer = bytearray()
+        session.buffer = io.BytesIO()
         session.pending = b""
         self.log.info("Aborting upload to %s: %s", session.key, why)
         try:

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import os
 import random
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -86,6 +85,10 @@ _import_gcsfs()
 #: Statuses worth another attempt.
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=60)
+#: Bodies larger than this are sent in pieces of this size (see :func:`_body`).
+_PIECE = 1 << 18
+#: A request body: bytes, or buffers sent one after the other without being joined.
+Body = bytes | memoryview | tuple[memoryview, ...]
 #: What gcsfs's credential ``method`` names are, in words.
 _CREDENTIAL_METHODS = {
     "anon": "anonymous access",
@@ -223,7 +226,7 @@ class JSONAPI:
         key: str | None = None,
         *,
         headers: dict[str, str] | None = None,
-        data: bytes | None = None,
+        data: Body | None = None,
         ok: Iterable[int] = (),
         retry: bool = True,
         stream: bool = False,
@@ -249,6 +252,9 @@ class JSONAPI:
                     f"Could not get Google credentials for {self.url}: {type(err).__name__}",
                     path=key,
                 ) from None
+            body = _body(data)
+            if data is not None and not isinstance(body, (bytes, memoryview)):
+                request_headers["Content-Length"] = str(_size(data))
             self.stats[kind] += 1
             try:
                 session = await self._session()
@@ -256,9 +262,7 @@ class JSONAPI:
                     method,
                     URL(url, encoded=True),
                     headers=request_headers,
-                    # aiohttp warns that big bytes bodies "might lock the event loop";
-                    # a file-like body is sent piece by piece (fresh for each attempt).
-                    data=io.BytesIO(data) if data is not None and len(data) > 1 << 20 else data,
+                    data=body,
                     timeout=_TIMEOUT,
                     allow_redirects=False,
                 )
@@ -419,3 +423,28 @@ def _discard_session(
     if connector is not None:
         with contextlib.suppress(Exception):
             connector._close()
+
+
+def _size(data: Body) -> int:
+    return sum(len(p) for p in data) if isinstance(data, tuple) else len(data)
+
+
+def _body(data: Body | None) -> bytes | memoryview | AsyncIterator[memoryview] | None:
+    """A request's body as aiohttp is given it: a large one (or one in several buffers) in
+    pieces, fresh for each attempt, the ``Content-Length`` header set beside it. A large
+    bytes body would be joined to the headers and copied into the socket's buffer whole (on
+    Python < 3.12 twice), and aiohttp warns that it "might lock the event loop"; a
+    ``BytesIO`` of it would be a copy too."""
+    if data is None:
+        return None
+    if _size(data) <= _PIECE:
+        return b"".join(data) if isinstance(data, tuple) else data
+    buffers = data if isinstance(data, tuple) else (memoryview(data),)
+
+    async def pieces() -> AsyncIterator[memoryview]:
+        for buffer in buffers:
+            view = memoryview(buffer)
+            for start in range(0, len(view), _PIECE):
+                yield view[start : start + _PIECE]
+
+    return pieces()

@@ -26,8 +26,10 @@ How the port maps to GCS (one line per request; the kind counted in ``stats`` in
   run concurrently (bounded) [DELETE]
 * multipart - a resumable upload: ``begin`` starts the session [POST]; each ``part`` PUTs
   the bytes buffered so far, as many whole 256 KiB blocks as it can while keeping at least
-  one byte back [PUT]; ``complete`` PUTs the rest with the total size, which creates the
-  object [PUT]; ``abort`` DELETEs the session URI [DELETE]. Memory: a part plus < 256 KiB.
+  one byte back [PUT]; ``complete`` PUTs the rest and the last part with the total size,
+  which creates the object and answers its resource (time, size, generation: no HEAD)
+  [PUT]; ``abort`` DELETEs the session URI [DELETE]. Memory: less than 256 KiB besides the
+  part, which is sent from the caller's buffer in pieces, never copied whole.
   ``multipart_list`` returns nothing, without a request: GCS has no request that lists
   resumable upload sessions (a session is known only by the URI its ``begin`` answered, kept
   in the process that began it); a session holds no object (nothing appears in the bucket
@@ -68,11 +70,13 @@ from ..storage.base import (
     Copied,
     Listing,
     ObjectInfo,
+    PartBody,
     PendingUpload,
     PutMode,
     Storage,
     StoredParts,
     UploadPart,
+    body_view,
     format_mtime,
     parse_mtime,
     utc_seconds,
@@ -101,6 +105,7 @@ class _Resumable:
     url: str
     sent: int = 0
     next_part: int = 1
+    #: Bytes taken and not sent yet (less than a block after each part).
     buffer: bytearray = field(default_factory=bytearray)
 
 
@@ -511,60 +516,86 @@ class GCSStorage(Storage):
         return upload
 
     async def multipart_part(
-        self, key: str, upload_id: str, number: int, data: bytes
+        self, key: str, upload_id: str, number: int, data: PartBody
     ) -> UploadPart:
         upload = self._upload(key, upload_id)
         if number != upload.next_part:
             raise BadRequest(f"Part {number} out of order (expected {upload.next_part})", path=key)
-        upload.buffer += data
         upload.next_part += 1
-        # Send whole 256 KiB blocks, always keeping at least one byte back: GCS only learns
-        # the total size (and creates the object) with the last chunk, sent by complete.
-        sendable = (len(upload.buffer) - 1) // RESUMABLE_BLOCK * RESUMABLE_BLOCK
-        if sendable > 0:
-            await self._send_chunk(upload, sendable, final=False)
-        return UploadPart(number, f"{upload.sent}", len(data))
+        with body_view(data) as view:
+            size = len(view)
+            # Send whole 256 KiB blocks, always keeping at least one byte back: GCS only
+            # learns the total size (and creates the object) with the last chunk, sent by
+            # complete.
+            sendable = (len(upload.buffer) + size - 1) // RESUMABLE_BLOCK * RESUMABLE_BLOCK
+            if sendable > 0:
+                await self._send_chunk(upload, view, sendable, final=False)
+            else:
+                upload.buffer += view
+        return UploadPart(number, f"{upload.sent}", size)
 
     async def multipart_complete(
-        self, key: str, upload_id: str, parts: Sequence[UploadPart]
-    ) -> None:
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[UploadPart],
+        last: PartBody | None = None,
+    ) -> ObjectInfo | None:
         upload = self._upload(key, upload_id)
         try:
-            await self._send_chunk(upload, len(upload.buffer), final=True)
+            with body_view(last if last is not None else b"") as view:
+                total = len(upload.buffer) + len(view)
+                resp = await self._send_chunk(upload, view, total, final=True)
+            made = await self._json(resp)
         finally:
             self._uploads.pop(upload_id, None)
+        # The answer is the object's resource: its time as every later request reads it.
+        if made.get("name") != key or not made.get("updated") or not made.get("generation"):
+            return None
+        return _info(made)
 
-    async def _send_chunk(self, upload: _Resumable, size: int, *, final: bool) -> None:
-        """PUT the first ``size`` buffered bytes; ``final`` declares the total size."""
-        while True:
-            piece = bytes(upload.buffer[:size])
-            start, end = upload.sent, upload.sent + len(piece) - 1
-            total = str(upload.sent + len(piece)) if final else "*"
-            span = f"{start}-{end}" if piece else "*"
-            resp = await self._request(
-                "PUT",
-                "PUT",
-                upload.url,
-                upload.key,
-                headers={"Content-Range": f"bytes {span}/{total}"},
-                data=piece,
-                ok=(308,),
-                # A chunk is not repeated blindly: the server may have kept part of it.
-                retry=False,
-            )
-            if resp.status != 308:
-                upload.sent += len(piece)
-                del upload.buffer[:size]
-                return
-            # 308: the server kept bytes 0..N; send what it did not keep.
-            kept = resp.headers.get("Range", "")
-            persisted = int(kept.rsplit("-", 1)[1]) + 1 if kept else upload.sent
-            taken = max(0, persisted - upload.sent)
-            upload.sent += taken
-            del upload.buffer[:taken]
-            size -= taken
-            if size <= 0 and not final:
-                return
+    async def _send_chunk(
+        self, upload: _Resumable, view: memoryview, size: int, *, final: bool
+    ) -> aiohttp.ClientResponse:
+        """PUT the first ``size`` bytes of the buffered ones followed by ``view``; keep the
+        rest buffered. ``final`` declares the total size. Returns the last answer."""
+        offset = 0  # of what is sent, into the buffered bytes followed by ``view``
+        carry = memoryview(upload.buffer)
+        try:
+            while True:
+                piece = _span((carry, view), offset, size - offset)
+                length = sum(len(p) for p in piece)
+                start, end = upload.sent, upload.sent + length - 1
+                total = str(upload.sent + length) if final else "*"
+                span = f"{start}-{end}" if length else "*"
+                resp = await self._request(
+                    "PUT",
+                    "PUT",
+                    upload.url,
+                    upload.key,
+                    headers={"Content-Range": f"bytes {span}/{total}"},
+                    data=piece,
+                    ok=(308,),
+                    # A chunk is not repeated blindly: the server may have kept part of it.
+                    retry=False,
+                )
+                if resp.status != 308:
+                    upload.sent += length
+                    offset += length
+                    break
+                # 308: the server kept bytes 0..N; send what it did not keep.
+                kept = resp.headers.get("Range", "")
+                persisted = int(kept.rsplit("-", 1)[1]) + 1 if kept else upload.sent
+                taken = max(0, persisted - upload.sent)
+                upload.sent += taken
+                offset += taken
+                if offset >= size and not final:
+                    break
+            rest = bytearray().join(_span((carry, view), offset, len(carry) + len(view)))
+        finally:
+            carry.release()
+        upload.buffer = rest
+        return resp
 
     async def multipart_abort(self, key: str, upload_id: str) -> None:
         upload = self._uploads.pop(upload_id, None)
@@ -598,6 +629,22 @@ class GCSStorage(Storage):
             await self._request("HEAD", "GET", url)
         except NotFound as err:
             raise Unavailable(f"Bucket {self.bucket!r} does not exist") from err
+
+
+def _span(buffers: Sequence[memoryview], start: int, length: int) -> tuple[memoryview, ...]:
+    """``length`` bytes from ``start`` of ``buffers`` read one after the other, as views."""
+    out = []
+    for buffer in buffers:
+        if length <= 0:
+            break
+        if start >= len(buffer):
+            start -= len(buffer)
+            continue
+        taken = buffer[start : start + length]
+        out.append(taken)
+        length -= len(taken)
+        start = 0
+    return tuple(out)
 
 
 def _media_info(key: str, resp: aiohttp.ClientResponse, size: int) -> ObjectInfo:

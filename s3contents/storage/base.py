@@ -16,6 +16,7 @@ import abc
 import asyncio
 import builtins
 import enum
+import io
 import logging
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable, Mapping, Sequence
@@ -32,12 +33,14 @@ __all__ = [
     "Copied",
     "Listing",
     "ObjectInfo",
+    "PartBody",
     "PendingUpload",
     "PutMode",
     "RequestObserver",
     "Storage",
     "StoredParts",
     "UploadPart",
+    "body_view",
     "format_mtime",
     "parse_mtime",
     "utc_seconds",
@@ -117,6 +120,18 @@ class PutMode(enum.Enum):
     CREATE = "create"
     #: Replace only if the current ETag matches (S3 ``If-Match``).
     IF_MATCH = "if-match"
+
+
+#: The bytes of a multipart part: ``bytes``, or an ``io.BytesIO`` holding them (from position
+#: 0), which adapters send piece by piece without copying it (an 8 MiB part copied into the
+#: socket's buffer would be held twice).
+PartBody = bytes | io.BytesIO
+
+
+def body_view(body: PartBody) -> memoryview:
+    """The bytes of a part, without a copy (a ``BytesIO``'s buffer: it must not be written
+    to while the view lives)."""
+    return body.getbuffer() if isinstance(body, io.BytesIO) else memoryview(body)
 
 
 @dataclass(frozen=True)
@@ -340,15 +355,26 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def multipart_part(
-        self, key: str, upload_id: str, number: int, data: bytes
+        self, key: str, upload_id: str, number: int, data: PartBody
     ) -> UploadPart:
         """Upload part ``number`` (1-based) of an upload."""
 
     @abc.abstractmethod
     async def multipart_complete(
-        self, key: str, upload_id: str, parts: Sequence[UploadPart]
-    ) -> None:
-        """Assemble the parts into the object at ``key``."""
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[UploadPart],
+        last: PartBody | None = None,
+    ) -> ObjectInfo | None:
+        """Assemble the parts, and ``last`` after them, into the object at ``key``.
+
+        ``last``: the final part's bytes, sent with the request that creates the object
+        where the store allows it (GCS: the resumable upload's final chunk), else as part
+        ``len(parts) + 1`` first (S3; skipped when empty and there are other parts).
+        Returns the object as the store's answer describes it, or ``None`` when the answer
+        does not tell all of it (S3's has no time: the caller HEADs the object).
+        """
 
     @abc.abstractmethod
     async def multipart_abort(self, key: str, upload_id: str) -> None:

@@ -3,16 +3,28 @@
 jupyter_server's handlers make more than one manager call per request (a ``PUT`` asks
 ``file_exists`` before it saves or creates, a ``PATCH`` asks ``get`` after it renames):
 these count every storage request the server's manager sends for one HTTP request, on
-SeaweedFS, through ``storage.stats``.
+SeaweedFS and on fake-gcs-server (the same floors: GCS's JSON API allows them), through
+``storage.stats``.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import os
 from collections import Counter
 from typing import Any
 
+import pytest
+from traitlets.config import Config
+
 from s3contents import S3ContentsManager
+
+MIB = 1024 * 1024
+
+#: Every test on SeaweedFS and on fake-gcs-server: the same floors where GCS's API allows.
+pytestmark = pytest.mark.parametrize("jp_server_config", ["s3", "gcs"], indirect=True)
 
 
 def _stats(app: Any) -> Counter[str]:
@@ -25,6 +37,29 @@ async def _counted(app: Any, request: Any) -> tuple[Any, Counter[str]]:
     stats.clear()
     response = await request
     return response, +stats
+
+
+@pytest.fixture
+def jp_server_config(request: Any, extra_cm_config: dict[str, Any]) -> Config:
+    """The server of ``s3_config`` (SeaweedFS), or of ``gcs_config`` (fake-gcs-server) for
+    a test parametrized indirectly with ``"gcs"``."""
+    backend = getattr(request, "param", "s3")
+    if backend == "gcs":
+        from s3contents.gcs import GCSContentsManager
+
+        manager: type = GCSContentsManager
+        config = request.getfixturevalue("gcs_config")
+    else:
+        manager, config = S3ContentsManager, request.getfixturevalue("s3_config")
+    return Config(
+        {
+            "ServerApp": {
+                "contents_manager_class": manager,
+                "jpserver_extensions": {"jupyter_server_terminals": False},
+            },
+            manager.__name__: {**config, **extra_cm_config},
+        }
+    )
 
 
 async def test_create_a_folder_is_the_handlers_head_and_one_put(
@@ -110,3 +145,40 @@ async def test_new_untitled_and_save(jp_fetch: Any, jp_serverapp: Any) -> None:
     )
     assert r.code == 200
     assert used == Counter({"HEAD": 1, "PUT": 1})  # the handler's file_exists, the save
+
+
+@pytest.mark.parametrize("extra_cm_config", [{"upload_part_size": 5 * MIB}], indirect=True)
+@pytest.mark.parametrize("size", [11 * MIB + 333, 10 * MIB], ids=["5+5+1", "5+5"])
+async def test_a_chunked_upload_costs_its_parts_not_its_chunks(
+    jp_fetch: Any, jp_serverapp: Any, size: int
+) -> None:
+    # JupyterLab's upload: 1 MiB chunks 1, 2, ..., -1, base64, one PUT each.
+    await jp_fetch("api", "contents")  # the first request checks the bucket
+    data = os.urandom(size)
+    pieces = [data[i : i + MIB] for i in range(0, len(data), MIB)]
+    stats = _stats(jp_serverapp)
+    stats.clear()
+    statuses = []
+    for number, piece in enumerate(pieces, start=1):
+        chunk = -1 if number == len(pieces) else number
+        body = {"type": "file", "format": "base64", "chunk": chunk}
+        body["content"] = base64.b64encode(piece).decode()
+        r = await jp_fetch("api", "contents", "up.bin", method="PUT", body=json.dumps(body))
+        statuses.append(r.code)
+    used = +stats
+    assert statuses == [201] * len(pieces)  # a new file: 201 Created for every chunk
+    parts = -(-size // (5 * MIB))
+    if jp_serverapp.contents_manager.storage.provider == "gcs":
+        # The handler's file_exists at chunk 1 (201 or 200), the resumable session, one
+        # PUT per part: the last carries the total size and answers the object (no HEAD).
+        assert used == Counter({"HEAD": 1, "POST": 1, "PUT": parts})
+    else:
+        # The handler's HEAD at chunk 1, CreateMultipartUpload, the parts,
+        # CompleteMultipartUpload, and a HEAD for the object's time (S3's answer to the
+        # completion has none; the model must be what a later request reads).
+        assert used == Counter({"HEAD": 2, "POST": 2, "PUT": parts})
+    model = json.loads(r.body)
+    got = json.loads((await jp_fetch("api", "contents", "up.bin", params={"content": "0"})).body)
+    assert model == got and model["size"] == len(data)
+    stored = await jp_fetch("files", "up.bin")
+    assert hashlib.sha256(stored.body).digest() == hashlib.sha256(data).digest()

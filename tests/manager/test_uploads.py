@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -56,13 +57,15 @@ async def test_20_mib_upload_round_trips_with_bounded_memory(
     parts_sent: list[int] = []
     real_part = cm.storage.multipart_part
 
-    async def part(key: str, upload_id: str, number: int, piece: bytes) -> Any:
+    async def part(key: str, upload_id: str, number: int, piece: io.BytesIO) -> Any:
         nonlocal peak
-        peak = max(peak, cm.uploads.buffered_bytes + len(piece))
-        parts_sent.append(len(piece))
+        size = piece.getbuffer().nbytes  # the part is the buffer it was gathered in
+        peak = max(peak, cm.uploads.buffered_bytes + size)
+        parts_sent.append(size)
         return await real_part(key, upload_id, number, piece)
 
     cm.storage.multipart_part = part  # type: ignore[method-assign, assignment]
+    await cm.file_exists("big.bin")  # the manager's first call checks the bucket
     cm.storage.stats.clear()
     for chunk, content in _chunks(data):
         model = await cm.save(_model(chunk, content), "big.bin")
@@ -77,13 +80,43 @@ async def test_20_mib_upload_round_trips_with_bounded_memory(
     assert stored is not None
     assert hashlib.sha256(stored).digest() == hashlib.sha256(data).digest()
     assert model["size"] == len(data)
-    got = await cm.get("big.bin", content=False)
-    assert got["size"] == len(data)
     assert _uploads_in_progress(s3, cm) == []
     assert cm.uploads.buffered_bytes == 0
-    # 1 create + 4 parts + 1 complete, and the HEAD of the returned model.
-    assert cm.storage.stats["POST"] == 2
-    assert cm.storage.stats["PUT"] == 4
+    # 1 create + 4 parts + 1 complete, and the HEAD of the returned model (S3's answer to
+    # the completion has no time).
+    assert +cm.storage.stats == {"POST": 2, "PUT": 4, "HEAD": 1}
+    # The answer is the model every later request reads.
+    assert model == await cm.get("big.bin", content=False)
+
+
+@pytest.mark.parametrize(
+    ("chunk_size", "size"),
+    [(MIB + MIB // 2, 17 * MIB + 5), (12 * MIB + 1, 13 * MIB + 5), (MIB, 2 * PART)],
+    ids=["chunks-across-parts", "a-chunk-of-several-parts", "parts-end-with-the-file"],
+)
+async def test_parts_are_whole_whatever_the_chunks(
+    make_cm: Callable[..., S3ContentsManager], s3: Any, chunk_size: int, size: int
+) -> None:
+    # Parts are cut at the part size whatever the chunks' sizes, each sent once full; the
+    # final one goes with the completion (S3: sent first).
+    cm = make_cm(upload_part_size=PART)
+    data = os.urandom(size)
+    sizes: list[int] = []
+    real_part = cm.storage.multipart_part
+
+    async def part(key: str, upload_id: str, number: int, piece: io.BytesIO) -> Any:
+        sizes.append(piece.getbuffer().nbytes)
+        return await real_part(key, upload_id, number, piece)
+
+    cm.storage.multipart_part = part  # type: ignore[method-assign, assignment]
+    for chunk, content in _chunks(data, chunk_size):
+        model = await cm.save(_model(chunk, content), "cut.bin")
+        assert cm.uploads.buffered_bytes <= PART + chunk_size
+    whole, rest = divmod(size, PART)
+    assert sizes == [PART] * whole + ([rest] if rest else [])
+    assert _object(s3, cm, "cut.bin") == data
+    assert model == await cm.get("cut.bin", content=False)
+    assert model["size"] == size
 
 
 async def test_out_of_order_chunk_is_400_and_leaves_nothing(
