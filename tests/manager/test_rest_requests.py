@@ -115,7 +115,12 @@ async def test_rename_answers_its_model_without_a_head(jp_fetch: Any, jp_servera
         jp_serverapp,
         jp_fetch("api", "contents", "w.txt", method="PATCH", body='{"path": "w2.txt"}'),
     )
-    assert first == Counter({"HEAD": 1, "PUT": 2, "COPY": 3, "DELETE": 3, "LIST": 1})
+    traits = await jp_serverapp.contents_manager.store_traits.get()
+    head_new = 0 if traits.create_only_copy else 1  # fake-gcs-server ignores the condition
+    entries = 1 if traits.keeps_emptied_folders else 0  # SeaweedFS's emptied folder
+    assert first == Counter(
+        {"HEAD": 1 + head_new, "PUT": 2, "COPY": 3, "DELETE": 2 + entries, "LIST": 1}
+    )
     r, used = await _counted(
         jp_serverapp,
         jp_fetch("api", "contents", "a.txt", method="PATCH", body='{"path": "b.txt"}'),
@@ -125,7 +130,7 @@ async def test_rename_answers_its_model_without_a_head(jp_fetch: Any, jp_servera
     # HEAD a.txt (its version), create-only COPY (SeaweedFS honours it: no HEAD of b.txt),
     # conditional DELETE, COPY of a checkpoint (none: 404); the answer's model comes from
     # what the rename knew, not from a HEAD.
-    assert used == Counter({"HEAD": 1, "COPY": 2, "DELETE": 1})
+    assert used == Counter({"HEAD": 1 + head_new, "COPY": 2, "DELETE": 1})
     again = json.loads((await jp_fetch("api", "contents", "b.txt", params={"content": "0"})).body)
     assert again["last_modified"] == model["last_modified"]
 
