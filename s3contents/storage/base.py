@@ -19,6 +19,7 @@ import enum
 import inspect
 import logging
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -173,40 +174,42 @@ class LoopSlices:
     def __init__(self, budget: float = 0.008) -> None:
         #: Seconds of one slice.
         self.budget = budget
-        self._slices: dict[asyncio.AbstractEventLoop, _Slice] = {}
+        # By loop, weakly: tests (and blocking.py's thread) run loops that end.
+        self._slices: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Slice] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def turn(self) -> None:
         """Return when the request may be sent in this turn of the loop."""
         loop = asyncio.get_running_loop()
         state = self._slices.get(loop)
         if state is None:
-            state = self._slices[loop] = _Slice(loop)
-        if not state.waiting and state.admit(self.budget):
+            state = self._slices[loop] = _Slice()
+        if not state.waiting and state.admit(loop, self.budget):
             return
         waiter = loop.create_future()
         state.waiting.append(waiter)
-        state.arm()
+        state.arm(loop)
         await waiter  # a cancelled waiter is skipped when it would have been let go
 
 
 class _Slice:
     """The state of :class:`LoopSlices` on one event loop."""
 
-    __slots__ = ("armed", "fits", "loop", "opened", "sent", "waiting")
+    __slots__ = ("armed", "fits", "opened", "sent", "waiting")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
         self.opened: float | None = None  # when this turn's slice opened
         self.sent = 0  # requests of this turn's slice
         self.fits = 4  # requests that went in a full slice, the last time one filled up
         self.armed = False  # an end of slice is scheduled
         self.waiting: deque[asyncio.Future[None]] = deque()
 
-    def admit(self, budget: float) -> bool:
+    def admit(self, loop: asyncio.AbstractEventLoop, budget: float) -> bool:
         now = time.perf_counter()
         if self.opened is None:
             self.opened, self.sent = now, 1
-            self.arm()
+            self.arm(loop)
             return True
         if now - self.opened < budget:
             self.sent += 1
@@ -214,12 +217,12 @@ class _Slice:
         self.fits = max(1, self.sent)
         return False
 
-    def arm(self) -> None:
+    def arm(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self.armed:
             self.armed = True
-            self.loop.call_soon(self.end)
+            loop.call_soon(self.end, loop)
 
-    def end(self) -> None:
+    def end(self, loop: asyncio.AbstractEventLoop) -> None:
         """The turn of the loop that opened the slice is over: let the next ones go."""
         self.armed = False
         self.opened = None
@@ -232,7 +235,7 @@ class _Slice:
         if let_go:
             # They run in the next turn of the loop: that is their slice, which ends after them.
             self.opened, self.sent = time.perf_counter(), let_go
-            self.arm()
+            self.arm(loop)
 
 
 #: The slices of every adapter of the process (they share the event loop).

@@ -82,3 +82,12 @@ def test_slices_of_two_loops_are_apart() -> None:
     for _ in range(2):  # a second loop after the first one closed
         ticks, _ = asyncio.run(_run(slices, 6, 0.003))
         assert len(ticks) == 6
+
+
+def test_a_finished_loop_is_not_kept() -> None:
+    import gc
+
+    slices = LoopSlices(budget=0.005)
+    asyncio.run(_run(slices, 3, 0.0))
+    gc.collect()
+    assert len(slices._slices) == 0
