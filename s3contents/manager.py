@@ -65,12 +65,16 @@ class ObjectStoreContentsManager(ManagerParts):
     async def _dir_model(
         self, api_path: str, listing: FolderListing, content: bool
     ) -> dict[str, Any]:
-        files = [(name, self._renamed.apply(o)) for name, o in listing.files]
-        args = (api_path, files, listing.dirs, self._listable, content)
-        if content and len(files) + len(listing.dirs) > _THREAD_ENTRIES:
+        if content and len(listing.files) + len(listing.dirs) > _THREAD_ENTRIES:
             # About 6 us an entry: a folder of 10000 would hold the loop for 60 ms.
-            return await asyncio.to_thread(models.directory_from_listing, *args)
-        return models.directory_from_listing(*args)
+            return await asyncio.to_thread(self._dir_model_now, api_path, listing, content)
+        return self._dir_model_now(api_path, listing, content)
+
+    def _dir_model_now(
+        self, api_path: str, listing: FolderListing, content: bool
+    ) -> dict[str, Any]:
+        files = [(name, self._renamed.apply(o)) for name, o in listing.files]
+        return models.directory_from_listing(api_path, files, listing.dirs, self._listable, content)
 
     # -- existence ------------------------------------------------------------------------
     @_api

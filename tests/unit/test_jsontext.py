@@ -13,7 +13,7 @@ from jupyter_client.jsonutil import json_default
 from s3contents import jsontext
 
 NOW = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
-LONG = "aé😀\ud800\x00\"\\\n\u2028" * 20000  # every kind of escape, a lone surrogate too
+LONG = 'aé😀\ud800\x00"\\\n\u2028' * 20000  # every kind of escape, a lone surrogate too
 
 VALUES: list[Any] = [
     None,
@@ -30,7 +30,7 @@ VALUES: list[Any] = [
     (),
     [[[]]],
     {"a": [{"b": ()}] * 100},
-    {1: "int key", 2.5: "float key", True: "bool key", None: "null key", "s": NOW},
+    {3: "int key", 2.5: "float key", True: "bool key", None: "null key", "s": NOW},
     {"content": [{"name": f"n{i}", "last_modified": NOW, "size": i} for i in range(500)]},
     {"cells": [{"source": LONG, "outputs": [{"text": [LONG, "x"]}]}] * 3, "nested": {"x": LONG}},
     list(range(1000)),
