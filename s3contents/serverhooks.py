@@ -151,9 +151,10 @@ def freeze_loaded_objects(again_after: float | None = FREEZE_AGAIN_AFTER) -> Non
     (:func:`gc.freeze`): modules, classes and models loaded once are never walked by a
     collection again, so a full collection costs what requests keep alive, not the whole
     server. Again ``again_after`` seconds later (in the running loop), for what the first
-    requests loaded. Objects frozen are never freed by the collector (reference counting
-    still frees them): only long-lived ones are alive at these times."""
-    gc.collect()
+    requests loaded; that time only the young generations are collected first (a full
+    collection is the stall this avoids). Objects frozen are never freed by the collector
+    (reference counting still frees them): only long-lived ones are alive at these times."""
+    gc.collect(2 if again_after is not None else 1)
     gc.freeze()
     if again_after is not None:
         asyncio.get_running_loop().call_later(again_after, freeze_loaded_objects, None)
