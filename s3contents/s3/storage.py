@@ -90,6 +90,8 @@ _CLOCK_TOLERANCE = timedelta(seconds=2)
 #: Keys asked for per LIST page. AWS answers at most 1000 whatever we ask; servers that
 #: allow larger pages (SeaweedFS, MinIO) then answer a big folder in one request.
 _PAGE = 10000
+#: Bytes read from a GetObject body at a time (the response's checksum is updated per piece).
+_READ_PIECE = 1 << 20
 
 
 def _written(r: dict[str, Any]) -> datetime:
@@ -273,7 +275,12 @@ class S3Storage(Storage):
         r = await self._send("GetObject", key, Key=key)
         try:
             async with r["Body"] as body:
-                data = await body.read()
+                # In pieces: read whole, botocore checksums (CRC32) a 10 MB body in one call
+                # on the event loop; piece by piece the loop runs between them.
+                pieces = []
+                while piece := await body.read(_READ_PIECE):
+                    pieces.append(piece)
+                data = b"".join(pieces)
         except (BotoCoreError, OSError, asyncio.TimeoutError) as err:
             raise Unavailable(f"Reading {key} was interrupted ({type(err).__name__})") from err
         info = ObjectInfo(key, len(data), _written(r), _etag(r.get("ETag")))
