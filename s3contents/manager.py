@@ -37,6 +37,7 @@ from .errors import (
 )
 from .folders import FolderListing
 from .hooks import run_post_save_hooks, run_pre_save_hooks
+from .notebooks import convert_and_check, notebook_over, parse_and_sign, precomputed
 from .parts import ManagerParts
 from .parts import api_call as _api
 from .paths import (
@@ -50,7 +51,8 @@ from .uploads import check_chunk
 
 __all__ = ["ObjectStoreContentsManager"]
 
-#: Notebooks larger than this are parsed and serialised in a worker thread.
+#: Notebooks larger than this are parsed, signed, checked and serialised in a worker thread
+#: (below it they take about a millisecond on the loop, near the cost of the thread hop).
 _THREAD_THRESHOLD = 256 * 1024
 #: Folders listing more entries than this get their model built in a worker thread.
 _THREAD_ENTRIES = 2000
@@ -63,12 +65,16 @@ class ObjectStoreContentsManager(ManagerParts):
     async def _dir_model(
         self, api_path: str, listing: FolderListing, content: bool
     ) -> dict[str, Any]:
-        files = [(name, self._renamed.apply(o)) for name, o in listing.files]
-        args = (api_path, files, listing.dirs, self._listable, content)
-        if content and len(files) + len(listing.dirs) > _THREAD_ENTRIES:
+        if content and len(listing.files) + len(listing.dirs) > _THREAD_ENTRIES:
             # About 6 us an entry: a folder of 10000 would hold the loop for 60 ms.
-            return await asyncio.to_thread(models.directory_from_listing, *args)
-        return models.directory_from_listing(*args)
+            return await asyncio.to_thread(self._dir_model_now, api_path, listing, content)
+        return self._dir_model_now(api_path, listing, content)
+
+    def _dir_model_now(
+        self, api_path: str, listing: FolderListing, content: bool
+    ) -> dict[str, Any]:
+        files = [(name, self._renamed.apply(o)) for name, o in listing.files]
+        return models.directory_from_listing(api_path, files, listing.dirs, self._listable, content)
 
     # -- existence ------------------------------------------------------------------------
     @_api
@@ -189,12 +195,16 @@ class ObjectStoreContentsManager(ManagerParts):
             if kind == "notebook":
                 validation_error: dict[str, Any] = {}
                 if len(data) > _THREAD_THRESHOLD:
-                    nb = await asyncio.to_thread(
-                        models.parse_notebook, data, api_path, validation_error
+                    notary = self._thread_ready_notary()
+                    nb, signature = await asyncio.to_thread(
+                        parse_and_sign, data, api_path, validation_error, notary.compute_signature
                     )
+                    # Only the signature store's lookup (SQLite, bound to this thread) here.
+                    with precomputed(notary, compute_signature=lambda _nb: signature):
+                        self.mark_trusted_cells(nb, api_path)
                 else:
                     nb = models.parse_notebook(data, api_path, validation_error)
-                self.mark_trusted_cells(nb, api_path)
+                    self.mark_trusted_cells(nb, api_path)
                 model["content"] = nb
                 model["format"] = "json"
                 self.validate_notebook_model(model, validation_error)
@@ -207,7 +217,7 @@ class ObjectStoreContentsManager(ManagerParts):
                         "text/plain" if used == "text" else "application/octet-stream"
                     )
         if require_hash:
-            hashed = models.hash_fields(data, self.hash_algorithm)
+            hashed = await self._hash(data)
             self._hashes.remember(key, info.etag, hashed)
             model.update(hashed)
         return model
@@ -265,10 +275,8 @@ class ObjectStoreContentsManager(ManagerParts):
         elif type_ in ("notebook", "file"):
             key = self.keys.key(api_path)
             if type_ == "notebook":
-                nb = models.notebook_from_model(model["content"], api_path)
-                self.check_and_sign(nb, api_path)
                 validation_error: dict[str, Any] = {}
-                data = await self._encode_notebook(nb, validation_error)
+                data = await self._notebook_bytes(model["content"], api_path, validation_error)
                 content_type = models.NOTEBOOK_MIMETYPE
             else:
                 data = models.encode_content(model["content"], model.get("format"), api_path)
@@ -299,18 +307,50 @@ class ObjectStoreContentsManager(ManagerParts):
 
     async def _remember_hash(self, key: str, etag: str, data: bytes) -> None:
         """Hash what a save wrote, for the ``require_hash`` get that may follow (see
-        :mod:`s3contents.collab`); large contents are hashed off the event loop."""
-        if len(data) > _THREAD_THRESHOLD:
-            hashed = await asyncio.to_thread(models.hash_fields, data, self.hash_algorithm)
-        else:
-            hashed = models.hash_fields(data, self.hash_algorithm)
-        self._hashes.remember(key, etag, hashed)
+        :mod:`s3contents.collab`)."""
+        self._hashes.remember(key, etag, await self._hash(data))
 
-    async def _encode_notebook(self, nb: Any, validation_error: dict[str, Any]) -> bytes:
-        # Serialising a large notebook takes tens of milliseconds: keep it off the loop.
-        if sum(len(str(c.get("source", ""))) for c in nb.get("cells", ())) > _THREAD_THRESHOLD:
-            return await asyncio.to_thread(models.encode_notebook, nb, validation_error)
-        return models.encode_notebook(nb, validation_error)
+    async def _hash(self, data: bytes) -> dict[str, str]:
+        """``hash`` and ``hash_algorithm`` of ``data``; large contents hashed off the loop."""
+        if len(data) > _THREAD_THRESHOLD:
+            return await asyncio.to_thread(models.hash_fields, data, self.hash_algorithm)
+        return models.hash_fields(data, self.hash_algorithm)
+
+    async def _notebook_bytes(
+        self, content: Any, api_path: str, validation_error: dict[str, Any]
+    ) -> bytes:
+        """The bytes to store for a notebook model's ``content``, signed when trusted.
+
+        A large notebook (outputs included) takes tens of milliseconds to convert, hash for
+        its signature, validate and serialise: all of it runs in worker threads, but the
+        signature store's calls (SQLite, bound to the loop's thread), made by Jupyter's own
+        ``check_and_sign`` with what the thread computed."""
+        if not notebook_over(content, _THREAD_THRESHOLD):
+            nb = models.notebook_from_model(content, api_path)
+            self.check_and_sign(nb, api_path)
+            return models.encode_notebook(nb, validation_error)
+        notary = self._thread_ready_notary()
+        nb, trusted, signature = await asyncio.to_thread(
+            convert_and_check, content, api_path, notary.check_cells, notary.compute_signature
+        )
+        if trusted is None:  # the check failed: Jupyter's own, on the loop, says how
+            self.check_and_sign(nb, api_path)
+        else:
+            with precomputed(
+                notary,
+                check_cells=lambda _nb: trusted,
+                compute_signature=lambda _nb: signature,
+            ):
+                self.check_and_sign(nb, api_path)
+        return await asyncio.to_thread(models.encode_notebook, nb, validation_error)
+
+    def _thread_ready_notary(self) -> Any:
+        """The notary, its secret and digest loaded here (a first use reads, or writes, the
+        secret file: not from two threads at once). Its methods for a worker thread are
+        looked up here too, on the loop, never inside a ``precomputed`` block."""
+        notary = self.notary
+        _ = notary.secret, notary.digestmod
+        return notary
 
     async def _save_chunk(self, model: dict[str, Any], api_path: str, chunk: Any) -> dict[str, Any]:
         check_chunk(model, chunk, api_path)

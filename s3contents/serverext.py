@@ -6,8 +6,10 @@ off. It adds no setting. Its routes are jupyter_server's contents routes with th
 ``/api/contents`` handler (:data:`s3contents.handlers.contents_handlers`), ahead of the
 server's own. It runs
 
-* at start, once the event loop runs: a sweep of orphaned uploads under each manager's
-  prefix, then one every ``upload_timeout`` seconds
+* at start, once the event loop runs: a freeze of the objects the server loaded, for the
+  garbage collector (:func:`~s3contents.serverhooks.freeze_loaded_objects`: its full
+  collections otherwise hold the event loop hundreds of ms); a sweep of orphaned uploads
+  under each manager's prefix, then one every ``upload_timeout`` seconds
   (:meth:`~s3contents.manager.ObjectStoreContentsManager.start_sweeping_uploads`); and, for
   a server without a terminal, a SIGINT handler that stops it as SIGTERM does
   (:func:`~s3contents.serverhooks.stop_on_sigint`: otherwise the server would exit on a
@@ -23,7 +25,13 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 
 from .handlers import contents_handlers
-from .serverhooks import EXTENSION, close_all, managers_of, stop_on_sigint
+from .serverhooks import (
+    EXTENSION,
+    close_all,
+    freeze_loaded_objects,
+    managers_of,
+    stop_on_sigint,
+)
 
 __all__ = ["S3ContentsExtension"]
 
@@ -44,6 +52,7 @@ class S3ContentsExtension(ExtensionApp):
         for manager in managers_of(serverapp):
             manager.start_sweeping_uploads()
         stop_on_sigint(serverapp)
+        freeze_loaded_objects()
 
     async def stop_extension(self) -> None:
         await close_all(managers_of(self.serverapp))

@@ -11,6 +11,7 @@ from typing import Any
 import botocore.session
 import pytest
 from aiobotocore.session import get_session
+from botocore import handlers
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 
 from s3contents.s3 import timestamps
@@ -121,3 +122,58 @@ def test_big_answers_are_parsed_in_a_thread(
     )
     assert (parse_threads[0] != loop_thread[0]) is threaded
     assert len(_listing(entries)["body"]) > timestamps.OFF_LOOP_BYTES or not threaded
+
+
+ERROR_BODY = b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code></Error>'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _listing(500)["body"],
+        _listing(500)["body"][:-200],  # cut off
+        _listing(3)["body"],
+        ERROR_BODY,
+        ERROR_BODY + b" " * 20000,
+        b'<Error xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Code>x</Code></Error>',
+        b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>',
+        b"<a><b></a>",
+        b"not xml",
+        b"<?xml version='1.0'?>",
+    ],
+    ids=range(10),
+)
+def test_error_check_is_botocores(body: bytes) -> None:
+    assert timestamps.looks_like_error(body) is handlers._looks_like_special_case_error(200, body)
+
+
+def test_big_answers_are_checked_for_errors_in_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    session = get_session()
+    use_fast_parsing(session)
+    events = session.get_component("event_emitter")
+    model = botocore.session.get_session().get_service_model("s3")
+    operation = model.operation_model("ListObjectsV2")
+    threads: list[int] = []
+    original = timestamps.looks_like_error
+
+    def spy(body: bytes) -> bool:
+        threads.append(threading.get_ident())
+        return original(body)
+
+    monkeypatch.setattr(timestamps, "looks_like_error", spy)
+
+    async def main(response: dict[str, Any]) -> int:
+        await events.emit(
+            "before-parse.s3.ListObjectsV2",
+            operation_model=operation,
+            response_dict=response,
+            customized_response_dict={},
+        )
+        return int(response["status_code"])
+
+    ok, cut = _listing(500), _listing(500)
+    cut["body"] = cut["body"][:-200]
+    small_error = {"status_code": 200, "headers": {}, "body": ERROR_BODY, "context": {}}
+    assert [asyncio.run(main(r)) for r in (ok, cut, small_error)] == [200, 500, 500]
+    assert len(threads) == 2  # the big ones; the small one by botocore's own, on the loop
+    assert threading.get_ident() not in threads
