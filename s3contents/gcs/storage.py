@@ -263,7 +263,7 @@ class GCSStorage(Storage):
             params = {
                 "prefix": prefix,
                 "delimiter": delimiter or None,
-                "maxResults": page or _PAGE,
+                "maxResults": page or self.list_page_size,
                 "pageToken": token,
                 "fields": (
                     "items(name,size,updated,timeCreated,generation,metadata),"
@@ -276,6 +276,9 @@ class GCSStorage(Storage):
             token = body.get("nextPageToken")
             if not token:
                 return
+
+    #: Entries asked for per LIST page (:data:`_PAGE`, GCS's most).
+    list_page_size = _PAGE
 
     async def list(self, prefix: str, delimiter: str = "/") -> Listing:
         listing = Listing()
@@ -295,6 +298,13 @@ class GCSStorage(Storage):
             async for body in pages:
                 for obj in body.get("items", ()):
                     yield _info(obj)
+
+    async def list_page(self, prefix: str) -> tuple[builtins.list[ObjectInfo], bool]:
+        async with contextlib.aclosing(self._list_pages(prefix, None)) as pages:
+            async for body in pages:
+                items = [_info(o) for o in body.get("items", ())]
+                return items, bool(body.get("nextPageToken"))
+        return [], False  # pragma: no cover
 
     async def exists_any(self, prefix: str, *, ignore: str | None = None) -> bool:
         page = 2 if ignore else 1

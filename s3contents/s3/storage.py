@@ -285,6 +285,9 @@ class S3Storage(Storage):
             async for chunk in body.iter_chunks(chunk_size):
                 yield chunk
 
+    #: Keys asked for per LIST page (:data:`_PAGE`; AWS answers 1000 at most).
+    list_page_size = _PAGE
+
     async def list(self, prefix: str, delimiter: str = "/") -> Listing:
         listing = Listing()
         prefixes: builtins.list[str] = listing.prefixes
@@ -293,7 +296,7 @@ class S3Storage(Storage):
             kwargs: dict[str, Any] = {
                 "Prefix": prefix,
                 "Delimiter": delimiter,
-                "MaxKeys": _PAGE,
+                "MaxKeys": self.list_page_size,
             }
             if token:
                 kwargs["ContinuationToken"] = token
@@ -308,7 +311,7 @@ class S3Storage(Storage):
     async def list_all(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"Prefix": prefix, "MaxKeys": _PAGE}
+            kwargs: dict[str, Any] = {"Prefix": prefix, "MaxKeys": self.list_page_size}
             if token:
                 kwargs["ContinuationToken"] = token
             r = await self._call("ListObjectsV2", prefix, **kwargs)
@@ -317,6 +320,10 @@ class S3Storage(Storage):
             token = r.get("NextContinuationToken") if r.get("IsTruncated") else None
             if not token:
                 return
+
+    async def list_page(self, prefix: str) -> tuple[builtins.list[ObjectInfo], bool]:
+        r = await self._call("ListObjectsV2", prefix, Prefix=prefix, MaxKeys=self.list_page_size)
+        return [_info(obj) for obj in r.get("Contents", ())], bool(r.get("IsTruncated"))
 
     async def exists_any(self, prefix: str, *, ignore: str | None = None) -> bool:
         # Delimited: SeaweedFS keeps an emptied folder as a directory that only delimited

@@ -263,6 +263,25 @@ class Storage(abc.ABC):
     def list_all(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, recursively, page by page."""
 
+    #: Keys asked for per LIST page (stores cap it: AWS and GCS answer at most 1000).
+    #: :meth:`list_page` answers one such page; tests set it small to make trees span pages.
+    list_page_size: int = 1000
+
+    async def list_page(self, prefix: str) -> tuple[builtins.list[ObjectInfo], bool]:
+        """The first page of :meth:`list_all` (``list_page_size`` keys at most, fewer
+        where the store caps pages), and whether more follow: one request.
+
+        Two calls on the same keys answer the same objects: a folder's date is taken from
+        the first page of its tree (``folders.Folders.dated_listing``), whether its own
+        model or its parent's listing asks.
+        """
+        found: builtins.list[ObjectInfo] = []
+        async for o in self.list_all(prefix):
+            if len(found) == self.list_page_size:
+                return found, True
+            found.append(o)
+        return found, False
+
     async def exists_any(self, prefix: str, *, ignore: str | None = None) -> bool:
         """True when a folder ``prefix`` exists: a key lies under it, or (on servers that
         keep folders as directories, like SeaweedFS) it is still listed as a folder.
