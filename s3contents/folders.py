@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,6 +25,10 @@ from .storage.base import ObjectInfo, PutMode, Storage
 __all__ = ["FolderListing", "Folders", "OnCopied"]
 
 log = logging.getLogger(__name__)
+
+#: How many keys of a folder's tree, the first listed, date the folder (AWS's and GCS's
+#: page): its own model and its parent's listing read the same ones.
+DATE_KEYS = 1000
 
 
 class _CopyFailed(Exception):
@@ -100,13 +104,21 @@ class Folders:
         dirs = [d for d in (self.keys.child_name(prefix, p) for p in found.prefixes) if d]
         return FolderListing(files, dirs, exists)
 
-    def _newest(self, prefix: str, objects: Iterable[ObjectInfo]) -> datetime | None:
-        """The newest write among ``objects`` (listed under ``prefix``) that date it."""
+    @property
+    def date_keys(self) -> int:
+        """How many keys of a folder's tree, the first listed, date it: 1000 (AWS's and
+        GCS's page), fewer only where the adapter's pages are smaller (tests)."""
+        return min(DATE_KEYS, self.storage.list_page_size)
+
+    def _newest(self, prefix: str, objects: Sequence[ObjectInfo]) -> datetime | None:
+        """The newest write among the first :attr:`date_keys` of ``objects`` (listed
+        under ``prefix``, in the store's order) that date the folder."""
         n, dates = len(prefix), self.keys.dates_folder
-        return max((o.last_modified for o in objects if dates(o.key[n:])), default=None)
+        first = objects[: self.date_keys]
+        return max((o.last_modified for o in first if dates(o.key[n:])), default=None)
 
     async def _first_page_date(self, prefix: str) -> datetime | None:
-        objects, _ = await self.storage.list_page(prefix)
+        objects, _ = await self.storage.list_page(prefix, self.date_keys)
         return self._newest(prefix, objects)
 
     async def dated_listing(
@@ -121,25 +133,28 @@ class Folders:
         each subfolder's (``listable``: the subfolder names that are shown; others get no
         date).
 
-        **A folder's date** is the newest write among the objects in the first page of its
-        recursive listing (:meth:`Storage.list_page`, one request) that date it
+        **A folder's date** is the newest write among the first :attr:`date_keys` (1000)
+        keys of its recursive listing, in the store's order, that date it
         (:meth:`KeyMapper.dates_folder`: not checkpoints nor claims): the newest in its
-        whole tree when that fits one page (1000 keys on AWS and GCS, 10000 on SeaweedFS);
-        None when no such object is there. The same page answers whoever asks, this
-        folder's own model or its parent's listing, so both give the same date.
+        whole tree up to that size; None when no such object is there. Whoever asks, this
+        folder's own model or its parent's listing, reads the same keys, so both give the
+        same date.
 
-        Without ``content``: that one request. With it, the same page gives the direct
-        files and the date of every subfolder it holds whole, so a tree of one page is one
-        request. A longer tree costs one delimited listing of the folder (its direct files
-        and subfolders, all pages) and, for each subfolder the page did not hold whole
-        (the one it ends in, those after it), the first page of its own tree, concurrently.
+        Without ``content``: one request of those keys. With it, the first page of the
+        folder's tree (:meth:`Storage.list_page`: 1000 keys on AWS and GCS, 10000 on
+        SeaweedFS and moto) gives its date, its direct files and the date of every
+        subfolder it holds whole, so a tree of one page is one request. A longer tree
+        costs one delimited listing of the folder (its direct files and subfolders, all
+        pages) and, for each subfolder the page did not hold whole (the one it ends in,
+        those after it), the first :attr:`date_keys` of its own tree, concurrently.
 
         An empty page: nothing is under the folder, but some servers (SeaweedFS) keep
         emptied folders as directories that only delimited listings show; with
         ``probe_emptied`` one delimited LIST tells (:meth:`emptied_listing`).
         """
         prefix = self.keys.dir_prefix(api_path)
-        objects, truncated = await self.storage.list_page(prefix)
+        page = None if content else self.date_keys
+        objects, truncated = await self.storage.list_page(prefix, page)
         if not objects:
             if probe_emptied:
                 return await self.emptied_listing(api_path)
@@ -150,8 +165,10 @@ class Folders:
         if not content:
             return FolderListing([], [], exists, date)
         d, n, dates = self.keys.delimiter, len(prefix), self.keys.dates_folder
+        limit = self.date_keys
         files: list[tuple[str, ObjectInfo]] = []
         newest: dict[str, datetime | None] = {}
+        counted: dict[str, int] = {}  # keys of each subfolder seen: the first `limit` date it
         for o in objects:
             rel = o.key[n:]
             cut = rel.find(d)
@@ -162,10 +179,16 @@ class Folders:
             if cut == 0:
                 continue  # "folder//x": an empty name, not a subfolder
             name = rel[:cut]
-            when = o.last_modified if dates(rel[cut + len(d) :]) else None
-            seen = newest.get(name)
-            if name not in newest or (when is not None and (seen is None or when > seen)):
-                newest[name] = when
+            seen = counted.get(name, 0)
+            counted[name] = seen + 1
+            if seen == 0:
+                newest[name] = None
+            elif seen >= limit:
+                continue
+            if dates(rel[cut + len(d) :]):
+                when, before = o.last_modified, newest[name]
+                if before is None or when > before:
+                    newest[name] = when
         dirs = list(newest)
         incomplete: set[str] = set()
         if truncated:

@@ -299,8 +299,11 @@ class GCSStorage(Storage):
                 for obj in body.get("items", ()):
                     yield _info(obj)
 
-    async def list_page(self, prefix: str) -> tuple[builtins.list[ObjectInfo], bool]:
-        async with contextlib.aclosing(self._list_pages(prefix, None)) as pages:
+    async def list_page(
+        self, prefix: str, max_keys: int | None = None
+    ) -> tuple[builtins.list[ObjectInfo], bool]:
+        pages_of = self._list_pages(prefix, None, page=max_keys)
+        async with contextlib.aclosing(pages_of) as pages:
             async for body in pages:
                 items = [_info(o) for o in body.get("items", ())]
                 return items, bool(body.get("nextPageToken"))

@@ -321,8 +321,11 @@ class S3Storage(Storage):
             if not token:
                 return
 
-    async def list_page(self, prefix: str) -> tuple[builtins.list[ObjectInfo], bool]:
-        r = await self._call("ListObjectsV2", prefix, Prefix=prefix, MaxKeys=self.list_page_size)
+    async def list_page(
+        self, prefix: str, max_keys: int | None = None
+    ) -> tuple[builtins.list[ObjectInfo], bool]:
+        keys = max_keys or self.list_page_size
+        r = await self._call("ListObjectsV2", prefix, Prefix=prefix, MaxKeys=keys)
         return [_info(obj) for obj in r.get("Contents", ())], bool(r.get("IsTruncated"))
 
     async def exists_any(self, prefix: str, *, ignore: str | None = None) -> bool:

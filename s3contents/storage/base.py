@@ -267,17 +267,20 @@ class Storage(abc.ABC):
     #: :meth:`list_page` answers one such page; tests set it small to make trees span pages.
     list_page_size: int = 1000
 
-    async def list_page(self, prefix: str) -> tuple[builtins.list[ObjectInfo], bool]:
-        """The first page of :meth:`list_all` (``list_page_size`` keys at most, fewer
-        where the store caps pages), and whether more follow: one request.
+    async def list_page(
+        self, prefix: str, max_keys: int | None = None
+    ) -> tuple[builtins.list[ObjectInfo], bool]:
+        """The first page of :meth:`list_all` (``max_keys`` or ``list_page_size`` keys at
+        most, fewer where the store caps pages), and whether more follow: one request.
 
-        Two calls on the same keys answer the same objects: a folder's date is taken from
-        the first page of its tree (``folders.Folders.dated_listing``), whether its own
-        model or its parent's listing asks.
+        In the order :meth:`list_all` gives, every time: a folder's date is taken from the
+        first keys of its tree (``folders.Folders.dated_listing``), whether its own model
+        or its parent's listing asks.
         """
+        limit = max_keys or self.list_page_size
         found: builtins.list[ObjectInfo] = []
         async for o in self.list_all(prefix):
-            if len(found) == self.list_page_size:
+            if len(found) == limit:
                 return found, True
             found.append(o)
         return found, False

@@ -2,9 +2,11 @@
 
 A folder's date is the newest write among the objects of the first page of its recursive
 listing, checkpoints and rename claims left out (``folders.Folders.dated_listing``). Each
-test runs on SeaweedFS, moto and fake-gcs-server, with the adapter's page size as it is
-(every tree here fits one page) and at 3 keys (every folder but the smallest spans pages,
-so the listing takes its longer way: a delimited listing and a first page per subfolder).
+test runs on SeaweedFS, moto and fake-gcs-server: with the adapter's page size as it is
+(every tree here fits one page), at 3 keys a page (every folder but the smallest spans
+pages, so the listing takes its longer way: a delimited listing and a first page per
+subfolder), and with pages as they are but folders dated by their first 3 keys (as 1000 do
+in a tree of more than 1000 objects).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from s3contents import S3ContentsManager
+from s3contents import S3ContentsManager, folders
 from s3contents.gcs import GCSContentsManager
 from s3contents.manager import ObjectStoreContentsManager
 from s3contents.models import UNKNOWN_TIME
@@ -29,8 +31,9 @@ from tests.support.servers import S3Server
 Make = Callable[..., ObjectStoreContentsManager]
 
 BACKENDS = ["seaweedfs", "moto", "gcs"]
-#: The adapter's own page size (None), and 3 keys a page.
-PAGES = [None, 3]
+#: The adapter's own pages ("pages"), 3 keys a page ("3-key pages"), folders dated by their
+#: first 3 keys ("dated by 3 keys").
+PAGES = ["pages", "3-key pages", "dated by 3 keys"]
 
 
 @pytest.fixture
@@ -65,10 +68,17 @@ def make(
     yield from manager_factory(cls, config, jp_asyncio_loop)
 
 
-def _manager(make: Make, page: int | None) -> ObjectStoreContentsManager:
+@pytest.fixture
+def dated_by_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(folders, "DATE_KEYS", 3)
+
+
+def _manager(make: Make, page: str, request: pytest.FixtureRequest) -> ObjectStoreContentsManager:
     cm = make()
-    if page is not None:
-        cm.storage.list_page_size = page
+    if page == "3-key pages":
+        cm.storage.list_page_size = 3
+    elif page == "dated by 3 keys":
+        request.getfixturevalue("dated_by_3")
     return cm
 
 
@@ -84,11 +94,11 @@ async def _raw_marker(cm: ObjectStoreContentsManager, api_path: str) -> None:
 
 async def _expected_date(cm: ObjectStoreContentsManager, api_path: str) -> datetime:
     """The rule, computed straight from the store: the newest write among the first
-    ``list_page_size`` keys under the folder, checkpoints and claims left out."""
+    ``date_keys`` keys under the folder, checkpoints and claims left out."""
     prefix = cm.keys.dir_prefix(api_path)
     page: list[Any] = []
     async for o in cm.storage.list_all(prefix):
-        if len(page) == cm.storage.list_page_size:
+        if len(page) == cm.folders.date_keys:
             break
         page.append(o)
     dates = [
@@ -137,8 +147,10 @@ async def _seed(cm: ObjectStoreContentsManager) -> None:
 
 
 @pytest.mark.parametrize("page", PAGES)
-async def test_every_subfolder_entry_equals_its_own_model(make: Make, page: int | None) -> None:
-    cm = _manager(make, page)
+async def test_every_subfolder_entry_equals_its_own_model(
+    make: Make, page: str, request: pytest.FixtureRequest
+) -> None:
+    cm = _manager(make, page, request)
     await _seed(cm)
     assert await _check_tree(cm) == 9  # made, made/inner, empty, old, old/nested, implicit...
     root = await cm.get("")
@@ -148,16 +160,25 @@ async def test_every_subfolder_entry_equals_its_own_model(make: Make, page: int 
 
 
 @pytest.mark.parametrize("page", PAGES)
-async def test_a_big_tree_past_one_page(make: Make, page: int | None) -> None:
+async def test_a_big_tree_past_one_page(
+    make: Make, page: str, request: pytest.FixtureRequest
+) -> None:
     """Subfolders before, across and after the end of the first page, some bigger than a
     page themselves, others not."""
-    cm = _manager(make, page)
+    cm = _manager(make, page, request)
     await asyncio.gather(*(_raw_put(cm, f"a-{i}.txt") for i in range(4)))
     await asyncio.gather(*(_raw_put(cm, f"big/{i}/f.txt") for i in range(5)))
     await _raw_put(cm, "c/one.txt")
     await asyncio.gather(*(_raw_put(cm, f"d/x-{i}.txt") for i in range(4)))
     await _raw_marker(cm, "e")
+    await asyncio.sleep(1.1)  # S3 listings have whole seconds
+    await _raw_put(cm, "d/x-9.txt")  # d's newest object, its 5th key
     assert await _check_tree(cm) == 9
+    d = (await cm.get("d", content=False))["last_modified"]
+    newest = (await cm.storage.head(cm.keys.key("d/x-9.txt"))).last_modified
+    # Dated by its first 3 keys (in both small modes), d does not see its 5th; by 1000, it
+    # does.
+    assert (d == newest) if page == "pages" else (d < newest)
     names = [e["name"] for e in (await cm.get(""))["content"]]
     assert sorted(names) == ["a-0.txt", "a-1.txt", "a-2.txt", "a-3.txt", "big", "c", "d", "e"]
 
@@ -182,11 +203,11 @@ def _notebook() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("page", PAGES)
-async def test_request_counts(make: Make, page: int | None) -> None:
+async def test_request_counts(make: Make, page: str, request: pytest.FixtureRequest) -> None:
     """A tree of one page: one LIST for the listing, one for a folder's own model. Past a
     page: that page, the delimited listing (its pages), one first page per subfolder the
     page did not hold whole."""
-    cm = _manager(make, page)
+    cm = _manager(make, page, request)
     await asyncio.gather(*(_raw_put(cm, f"nb-{i}.ipynb") for i in range(3)))
     await asyncio.gather(*(_raw_marker(cm, f"f{i}") for i in range(3)))
     await _raw_put(cm, "f1/x.txt")
@@ -194,7 +215,7 @@ async def test_request_counts(make: Make, page: int | None) -> None:
     cm.storage.stats.clear()
     model = await cm.get("")
     assert len(model["content"]) == 6
-    if page is None:
+    if page != "3-key pages":
         assert +cm.storage.stats == Counter({"LIST": 1})
     else:
         # 7 keys: f0/.s3keep, f1/.s3keep, f1/x.txt, f2/.s3keep, nb-0..2. The first page
