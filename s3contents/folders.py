@@ -192,10 +192,11 @@ class Folders:
         dirs = list(newest)
         incomplete: set[str] = set()
         if truncated:
-            # The page ends inside at most one subfolder (a tree's keys come in one run).
+            # The page ends inside at most one subfolder (a tree's keys come in one run),
+            # which is dated already if the page holds as many of its keys as date it.
             last = objects[-1].key[n:]
             cut = last.find(d)
-            if cut > 0:
+            if cut > 0 and counted[last[:cut]] < limit:
                 incomplete.add(last[:cut])
             found = await self.storage.list(prefix, d)
             files = [

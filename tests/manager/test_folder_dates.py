@@ -171,16 +171,25 @@ async def test_a_big_tree_past_one_page(
     await _raw_put(cm, "c/one.txt")
     await asyncio.gather(*(_raw_put(cm, f"d/x-{i}.txt") for i in range(4)))
     await _raw_marker(cm, "e")
+    # A subfolder filling the first page of its parent ("deep"): dated from it, no request.
+    await asyncio.gather(*(_raw_put(cm, f"deep/k/{i}.txt") for i in range(4)))
     await asyncio.sleep(1.1)  # S3 listings have whole seconds
     await _raw_put(cm, "d/x-9.txt")  # d's newest object, its 5th key
-    assert await _check_tree(cm) == 9
+    assert await _check_tree(cm) == 11
     d = (await cm.get("d", content=False))["last_modified"]
     newest = (await cm.storage.head(cm.keys.key("d/x-9.txt"))).last_modified
     # Dated by its first 3 keys (in both small modes), d does not see its 5th; by 1000, it
     # does.
     assert (d == newest) if page == "pages" else (d < newest)
     names = [e["name"] for e in (await cm.get(""))["content"]]
-    assert sorted(names) == ["a-0.txt", "a-1.txt", "a-2.txt", "a-3.txt", "big", "c", "d", "e"]
+    assert sorted(names) == [
+        *("a-0.txt", "a-1.txt", "a-2.txt", "a-3.txt"),
+        *("big", "c", "d", "deep", "e"),
+    ]
+    if page == "3-key pages":
+        cm.storage.stats.clear()
+        await cm.get("deep")
+        assert +cm.storage.stats == Counter({"LIST": 2})  # the page, the delimited listing
 
 
 async def test_checkpoints_do_not_date_a_folder(make: Make) -> None:
