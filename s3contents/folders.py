@@ -60,6 +60,41 @@ class FolderListing:
         return {name for name, _ in self.files} | set(self.dirs)
 
 
+class _Tree:
+    """What the pages of a folder's recursive listing tell, page after page: its direct
+    files, its subfolders (in order) and the date of each from its first ``limit`` keys."""
+
+    def __init__(self, prefix: str, delimiter: str, limit: int, dates: Callable[[str], bool]):
+        self.prefix, self.delimiter, self.limit, self.dates = prefix, delimiter, limit, dates
+        self.files: list[tuple[str, ObjectInfo]] = []
+        self.newest: dict[str, datetime | None] = {}
+        self.counted: dict[str, int] = {}
+
+    def take(self, objects: Sequence[ObjectInfo]) -> None:
+        d, n, limit, dates = self.delimiter, len(self.prefix), self.limit, self.dates
+        files, newest, counted = self.files, self.newest, self.counted
+        for o in objects:
+            rel = o.key[n:]
+            cut = rel.find(d)
+            if cut < 0:
+                if rel:
+                    files.append((rel, o))
+                continue
+            if cut == 0:
+                continue  # "folder//x": an empty name, not a subfolder
+            name = rel[:cut]
+            seen = counted.get(name, 0)
+            counted[name] = seen + 1
+            if seen == 0:
+                newest[name] = None
+            elif seen >= limit:
+                continue
+            if dates(rel[cut + len(d) :]):
+                when, before = o.last_modified, newest[name]
+                if before is None or when > before:
+                    newest[name] = when
+
+
 class Folders:
     """Copy, delete and rename folders of one manager (its storage, keys and owner id)."""
 
@@ -154,7 +189,7 @@ class Folders:
         """
         prefix = self.keys.dir_prefix(api_path)
         page = None if content else self.date_keys
-        objects, truncated = await self.storage.list_page(prefix, page)
+        objects, token = await self.storage.list_page(prefix, page)
         if not objects:
             if probe_emptied:
                 return await self.emptied_listing(api_path)
@@ -164,57 +199,40 @@ class Folders:
         date = self._newest(prefix, objects)
         if not content:
             return FolderListing([], [], exists, date)
-        d, n, dates = self.keys.delimiter, len(prefix), self.keys.dates_folder
-        limit = self.date_keys
-        files: list[tuple[str, ObjectInfo]] = []
-        newest: dict[str, datetime | None] = {}
-        counted: dict[str, int] = {}  # keys of each subfolder seen: the first `limit` date it
-        for o in objects:
-            rel = o.key[n:]
-            cut = rel.find(d)
-            if cut < 0:
-                if rel:
-                    files.append((rel, o))
-                continue
-            if cut == 0:
-                continue  # "folder//x": an empty name, not a subfolder
-            name = rel[:cut]
-            seen = counted.get(name, 0)
-            counted[name] = seen + 1
-            if seen == 0:
-                newest[name] = None
-            elif seen >= limit:
-                continue
-            if dates(rel[cut + len(d) :]):
-                when, before = o.last_modified, newest[name]
-                if before is None or when > before:
-                    newest[name] = when
-        dirs = list(newest)
+        d, n = self.keys.delimiter, len(prefix)
+        tree = _Tree(prefix, d, self.date_keys, self.keys.dates_folder)
+        tree.take(objects)
+        # More pages while they end on a file of the folder itself (a flat folder: as many
+        # pages as a delimited listing); a page ending inside a subfolder may be followed by
+        # any number of keys of it: the delimited listing then gives the rest.
+        last = objects[-1].key[n:]
+        while token and d not in last:
+            objects, token = await self.storage.list_page(prefix, token=token)
+            tree.take(objects)
+            last = objects[-1].key[n:] if objects else ""
         incomplete: set[str] = set()
-        if truncated:
-            # The page ends inside at most one subfolder (a tree's keys come in one run),
-            # which is dated already if the page holds as many of its keys as date it.
-            last = objects[-1].key[n:]
-            cut = last.find(d)
-            if cut > 0 and counted[last[:cut]] < limit:
-                incomplete.add(last[:cut])
+        if token:
+            # The page ends inside one subfolder (a tree's keys come in one run), which is
+            # dated already if the pages held as many of its keys as date it.
+            name = last.split(d, 1)[0]
+            if name and tree.counted.get(name, 0) < tree.limit:
+                incomplete.add(name)
             found = await self.storage.list(prefix, d)
-            files = [
+            tree.files = [
                 (self.keys.child_name(prefix, o.key), o)
                 for o in found.objects
                 if o.key != prefix and not o.key.endswith(d)
             ]
             for p in found.prefixes:
                 name = self.keys.child_name(prefix, p)
-                if name and name not in newest:
-                    newest[name] = None
-                    dirs.append(name)
+                if name and name not in tree.newest:
+                    tree.newest[name] = None
                     incomplete.add(name)
         if listable is not None:
             incomplete = {name for name in incomplete if listable(name)}
         if incomplete:
-            await self._date_subfolders(prefix, sorted(incomplete), newest)
-        return FolderListing(files, dirs, exists, date, newest)
+            await self._date_subfolders(prefix, sorted(incomplete), tree.newest)
+        return FolderListing(tree.files, list(tree.newest), exists, date, tree.newest)
 
     async def _date_subfolders(
         self, prefix: str, names: list[str], dates: dict[str, datetime | None]

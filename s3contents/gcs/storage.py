@@ -256,9 +256,12 @@ class GCSStorage(Storage):
             resp.release()
 
     async def _list_pages(
-        self, prefix: str, delimiter: str | None, page: int | None = None
+        self,
+        prefix: str,
+        delimiter: str | None,
+        page: int | None = None,
+        token: str | None = None,
     ) -> AsyncGenerator[dict[str, Any], None]:
-        token: str | None = None
         while True:
             params = {
                 "prefix": prefix,
@@ -300,14 +303,14 @@ class GCSStorage(Storage):
                     yield _info(obj)
 
     async def list_page(
-        self, prefix: str, max_keys: int | None = None
-    ) -> tuple[builtins.list[ObjectInfo], bool]:
-        pages_of = self._list_pages(prefix, None, page=max_keys)
+        self, prefix: str, max_keys: int | None = None, *, token: str | None = None
+    ) -> tuple[builtins.list[ObjectInfo], str | None]:
+        pages_of = self._list_pages(prefix, None, page=max_keys, token=token)
         async with contextlib.aclosing(pages_of) as pages:
             async for body in pages:
                 items = [_info(o) for o in body.get("items", ())]
-                return items, bool(body.get("nextPageToken"))
-        return [], False  # pragma: no cover
+                return items, body.get("nextPageToken") or None
+        return [], None  # pragma: no cover
 
     async def exists_any(self, prefix: str, *, ignore: str | None = None) -> bool:
         page = 2 if ignore else 1

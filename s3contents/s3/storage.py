@@ -322,11 +322,14 @@ class S3Storage(Storage):
                 return
 
     async def list_page(
-        self, prefix: str, max_keys: int | None = None
-    ) -> tuple[builtins.list[ObjectInfo], bool]:
-        keys = max_keys or self.list_page_size
-        r = await self._call("ListObjectsV2", prefix, Prefix=prefix, MaxKeys=keys)
-        return [_info(obj) for obj in r.get("Contents", ())], bool(r.get("IsTruncated"))
+        self, prefix: str, max_keys: int | None = None, *, token: str | None = None
+    ) -> tuple[builtins.list[ObjectInfo], str | None]:
+        kwargs: dict[str, Any] = {"Prefix": prefix, "MaxKeys": max_keys or self.list_page_size}
+        if token:
+            kwargs["ContinuationToken"] = token
+        r = await self._call("ListObjectsV2", prefix, **kwargs)
+        found = [_info(obj) for obj in r.get("Contents", ())]
+        return found, (r.get("NextContinuationToken") if r.get("IsTruncated") else None)
 
     async def exists_any(self, prefix: str, *, ignore: str | None = None) -> bool:
         # Delimited: SeaweedFS keeps an emptied folder as a directory that only delimited

@@ -239,3 +239,22 @@ async def test_request_counts(make: Make, page: str, request: pytest.FixtureRequ
     cm.storage.stats.clear()
     await cm.get("f1", content=False)
     assert +cm.storage.stats == Counter({"LIST": 1})
+
+
+async def test_pages_ending_on_files_are_followed(
+    make: Make, request: pytest.FixtureRequest
+) -> None:
+    """A page that ends on a file of the folder itself is followed by the next page of the
+    same recursive listing (a flat folder costs its pages, as a delimited listing would),
+    and the subfolders those pages hold whole are dated from them."""
+    cm = _manager(make, "3-key pages", request)
+    names = ["f-0", "f-1", "f-2", "f-3", "n-0", "n-1"]
+    await asyncio.gather(*(_raw_put(cm, f"{name}.txt") for name in names))
+    await _raw_put(cm, "m/x.txt")
+    await cm.exists("")  # the manager's one bucket check
+    cm.storage.stats.clear()
+    model = await cm.get("")
+    # Pages of 3 keys: f-0 f-1 f-2 | f-3 m/x n-0 | n-1; no other request.
+    assert +cm.storage.stats == Counter({"LIST": 3})
+    assert len(model["content"]) == 7
+    assert await _check_tree(cm) == 1
