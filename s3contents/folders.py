@@ -178,10 +178,12 @@ class Folders:
         Without ``content``: one request of those keys. With it, the first page of the
         folder's tree (:meth:`Storage.list_page`: 1000 keys on AWS and GCS, 10000 on
         SeaweedFS and moto) gives its date, its direct files and the date of every
-        subfolder it holds whole, so a tree of one page is one request. A longer tree
-        costs one delimited listing of the folder (its direct files and subfolders, all
-        pages) and, for each subfolder the page did not hold whole (the one it ends in,
-        those after it), the first :attr:`date_keys` of its own tree, concurrently.
+        subfolder it holds whole, so a tree of one page is one request. A page ending on
+        a file of the folder itself is followed by the next (a flat folder costs its
+        pages); one ending inside a subfolder turns to the delimited listing of the folder
+        (its direct files and subfolders, all pages) and, for each subfolder the pages did
+        not hold whole (the one they end in, those after it), the first
+        :attr:`date_keys` of its own tree, concurrently.
 
         An empty page: nothing is under the folder, but some servers (SeaweedFS) keep
         emptied folders as directories that only delimited listings show; with
