@@ -266,7 +266,7 @@ class GCSStorage(Storage):
             params = {
                 "prefix": prefix,
                 "delimiter": delimiter or None,
-                "maxResults": page or self.list_page_size,
+                "maxResults": page or _PAGE,
                 "pageToken": token,
                 "fields": (
                     "items(name,size,updated,timeCreated,generation,metadata),"
@@ -280,7 +280,8 @@ class GCSStorage(Storage):
             if not token:
                 return
 
-    #: Entries asked for per LIST page (:data:`_PAGE`, GCS's most).
+    #: Entries asked for per page of :meth:`list_page` (:data:`_PAGE`, as the other
+    #: listings ask: GCS's most).
     list_page_size = _PAGE
 
     async def list(self, prefix: str, delimiter: str = "/") -> Listing:
@@ -305,7 +306,7 @@ class GCSStorage(Storage):
     async def list_page(
         self, prefix: str, max_keys: int | None = None, *, token: str | None = None
     ) -> tuple[builtins.list[ObjectInfo], str | None]:
-        pages_of = self._list_pages(prefix, None, page=max_keys, token=token)
+        pages_of = self._list_pages(prefix, None, max_keys or self.list_page_size, token)
         async with contextlib.aclosing(pages_of) as pages:
             async for body in pages:
                 items = [_info(o) for o in body.get("items", ())]

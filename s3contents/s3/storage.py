@@ -285,7 +285,8 @@ class S3Storage(Storage):
             async for chunk in body.iter_chunks(chunk_size):
                 yield chunk
 
-    #: Keys asked for per LIST page (:data:`_PAGE`; AWS answers 1000 at most).
+    #: Keys asked for per page of :meth:`list_page` (:data:`_PAGE`, as :meth:`list` and
+    #: :meth:`list_all` ask; AWS answers 1000 at most).
     list_page_size = _PAGE
 
     async def list(self, prefix: str, delimiter: str = "/") -> Listing:
@@ -296,7 +297,7 @@ class S3Storage(Storage):
             kwargs: dict[str, Any] = {
                 "Prefix": prefix,
                 "Delimiter": delimiter,
-                "MaxKeys": self.list_page_size,
+                "MaxKeys": _PAGE,
             }
             if token:
                 kwargs["ContinuationToken"] = token
@@ -311,7 +312,7 @@ class S3Storage(Storage):
     async def list_all(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"Prefix": prefix, "MaxKeys": self.list_page_size}
+            kwargs: dict[str, Any] = {"Prefix": prefix, "MaxKeys": _PAGE}
             if token:
                 kwargs["ContinuationToken"] = token
             r = await self._call("ListObjectsV2", prefix, **kwargs)
