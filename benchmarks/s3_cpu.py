@@ -1,11 +1,13 @@
 """CPU the S3 adapter spends on the event loop: a listing's parsing, and the first request.
 
-Starts SeaweedFS on loopback (``tests/servers.py``), writes 1000 objects and 50 sub-folders
+Starts SeaweedFS on loopback (``tests/support/servers.py``), writes 1000 objects and 50 sub-folders
 under one prefix, then, in fresh processes (one per source tree given, so two checkouts can
 be compared on one server):
 
 * **listing**: ``S3Storage.list`` of that prefix (one ListObjectsV2 of 1050 entries), CPU
   seconds of the process (``time.process_time()``), median of 10 after one warm-up;
+* **folder listing**: the listing the manager makes of that folder (``Folders``: with
+  subfolder dates, one recursive ListObjectsV2 of 1050 keys), the same way;
 * **first request**: the first ``S3Storage.head`` of a new adapter (the client is created
   then), CPU seconds of the loop's thread (``time.thread_time()``: work moved to another
   thread does not count) and the longest stall of the loop (a task that wakes every 1 ms
@@ -67,13 +69,38 @@ async def _measure(config: dict[str, Any]) -> dict[str, float]:
         found = await listing.list(config["prefix"])
         times.append(time.process_time() - cpu)
     assert len(found.objects) == OBJECTS and len(found.prefixes) == FOLDERS
+    folder_times = await _folder_listing(listing, config["prefix"])
     await first.close()
     await listing.close()
     return {
         "list_cpu_ms": statistics.median(times) * 1000,
+        "folder_listing_cpu_ms": statistics.median(folder_times) * 1000,
         "first_request_loop_cpu_ms": first_cpu * 1000,
         "first_request_longest_stall_ms": longest[0] * 1000,
     }
+
+
+async def _folder_listing(storage: Any, prefix: str) -> list[float]:
+    """CPU of the listing the manager makes of that folder (its files and subfolders, dated
+    where the tree has it: ``Folders.dated_listing``; ``Folders.listing`` in a tree
+    without it)."""
+    from s3contents.folders import Folders
+    from s3contents.paths import KeyMapper
+
+    folders = Folders(storage, KeyMapper(prefix.rstrip("/")), owner="bench")
+    dated = getattr(folders, "dated_listing", None)
+
+    async def once() -> Any:
+        return await (dated("") if dated is not None else folders.listing(""))
+
+    await once()
+    times = []
+    for _ in range(ROUNDS):
+        cpu = time.process_time()
+        found = await once()
+        times.append(time.process_time() - cpu)
+    assert len(found.files) == OBJECTS and len(found.dirs) == FOLDERS
+    return times
 
 
 def _child(tree: str, config: dict[str, Any]) -> dict[str, float]:
@@ -98,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(asyncio.run(_measure(json.loads(args.child)))))
         return 0
-    sys.path.insert(0, str(ROOT / "tests"))
-    from servers import start_seaweedfs
+    sys.path.insert(0, str(ROOT))
+    from tests.support.servers import start_seaweedfs
 
     with start_seaweedfs() as server:
         bucket = server.make_bucket()

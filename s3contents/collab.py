@@ -95,10 +95,14 @@ class RenamedDates:
     def remember(self, key: str, source: ObjectInfo) -> None:
         """``key`` is a copy of ``source`` (as a HEAD or a listing saw it, before the copy)."""
         source = self.apply(source)  # renamed twice: the first date
-        if not source.etag:
+        self.note(key, source.etag, source.last_modified)
+
+    def note(self, key: str, etag: str | None, when: datetime) -> None:
+        """The object at ``key``, while it is version ``etag``, dates from ``when``."""
+        if not etag:
             self._entries.pop(key, None)
             return
-        self._entries[key] = (source.etag, source.last_modified)
+        self._entries[key] = (etag, when)
         self._entries.move_to_end(key)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from .claims import LEASE_SECONDS, Claim
 from .errors import Conflict, ContentsError, NotFound
@@ -25,6 +26,10 @@ from .traits import StoreTraits
 __all__ = ["FolderListing", "Folders", "OnCopied"]
 
 log = logging.getLogger(__name__)
+
+#: How many keys of a folder's tree, the first listed, date the folder (AWS's and GCS's
+#: page): its own model and its parent's listing read the same ones.
+DATE_KEYS = 1000
 
 
 class _CopyFailed(Exception):
@@ -41,15 +46,54 @@ OnCopied = Callable[[str, ObjectInfo], None]
 
 @dataclass
 class FolderListing:
-    """One folder's listing: direct files as (name, object), subfolder names, existence."""
+    """One folder's listing: direct files as (name, object), subfolder names, existence;
+    from :meth:`Folders.dated_listing`, also the folder's date and its subfolders' (None:
+    no object that dates it)."""
 
     files: list[tuple[str, ObjectInfo]]
     dirs: list[str]
     exists: bool
+    date: datetime | None = None
+    dir_dates: dict[str, datetime | None] = field(default_factory=dict)
 
     @property
     def names(self) -> set[str]:
         return {name for name, _ in self.files} | set(self.dirs)
+
+
+class _Tree:
+    """What the pages of a folder's recursive listing tell, page after page: its direct
+    files, its subfolders (in order) and the date of each from its first ``limit`` keys."""
+
+    def __init__(self, prefix: str, delimiter: str, limit: int, dates: Callable[[str], bool]):
+        self.prefix, self.delimiter, self.limit, self.dates = prefix, delimiter, limit, dates
+        self.files: list[tuple[str, ObjectInfo]] = []
+        self.newest: dict[str, datetime | None] = {}
+        self.counted: dict[str, int] = {}
+
+    def take(self, objects: Sequence[ObjectInfo]) -> None:
+        d, n, limit, dates = self.delimiter, len(self.prefix), self.limit, self.dates
+        files, newest, counted = self.files, self.newest, self.counted
+        for o in objects:
+            rel = o.key[n:]
+            cut = rel.find(d)
+            if cut < 0:
+                if rel:
+                    files.append((rel, o))
+                continue
+            if cut == 0:
+                continue  # "folder//x": an empty name, not a subfolder
+            name = rel[:cut]
+            seen = counted.get(name, 0)
+            counted[name] = seen + 1
+            if seen == 0:
+                newest[name] = None
+            elif seen >= limit:
+                continue
+            if dates(rel[cut + len(d) :]):
+                when, before = o.last_modified, newest[name]
+                if before is None or when > before:
+                    newest[name] = when
 
 
 class Folders:
@@ -98,6 +142,128 @@ class Folders:
             files.append((self.keys.child_name(prefix, obj.key), obj))
         dirs = [d for d in (self.keys.child_name(prefix, p) for p in found.prefixes) if d]
         return FolderListing(files, dirs, exists)
+
+    @property
+    def date_keys(self) -> int:
+        """How many keys of a folder's tree, the first listed, date it: 1000 (AWS's and
+        GCS's page), fewer only where the adapter's pages are smaller (tests)."""
+        return min(DATE_KEYS, self.storage.list_page_size)
+
+    def _newest(self, prefix: str, objects: Sequence[ObjectInfo]) -> datetime | None:
+        """The newest write among the first :attr:`date_keys` of ``objects`` (listed
+        under ``prefix``, in the store's order) that date the folder."""
+        n, dates = len(prefix), self.keys.dates_folder
+        first = objects[: self.date_keys]
+        return max((o.last_modified for o in first if dates(o.key[n:])), default=None)
+
+    async def _first_page_date(self, prefix: str) -> datetime | None:
+        objects, _ = await self.storage.list_page(prefix, self.date_keys)
+        return self._newest(prefix, objects)
+
+    async def dated_listing(
+        self,
+        api_path: str,
+        *,
+        content: bool = True,
+        listable: Callable[[str], bool] | None = None,
+        probe_emptied: bool = True,
+    ) -> FolderListing:
+        """The folder's listing with dates: its own, and with ``content`` its files and
+        each subfolder's (``listable``: the subfolder names that are shown; others get no
+        date).
+
+        **A folder's date** is the newest write among the first :attr:`date_keys` (1000)
+        keys of its recursive listing, in the store's order, that date it
+        (:meth:`KeyMapper.dates_folder`: not checkpoints nor claims): the newest in its
+        whole tree up to that size; None when no such object is there. Whoever asks, this
+        folder's own model or its parent's listing, reads the same keys, so both give the
+        same date.
+
+        Without ``content``: one request of those keys. With it, the first page of the
+        folder's tree (:meth:`Storage.list_page`: 1000 keys on AWS and GCS, 10000 on
+        SeaweedFS and moto) gives its date, its direct files and the date of every
+        subfolder it holds whole, so a tree of one page is one request. A page ending on
+        a file of the folder itself is followed by the next (a flat folder costs its
+        pages); one ending inside a subfolder turns to the delimited listing of the folder
+        (its direct files and subfolders, all pages) and, for each subfolder the pages did
+        not hold whole (the one they end in, those after it), the first
+        :attr:`date_keys` of its own tree, concurrently.
+
+        An empty page: nothing is under the folder, but some servers (SeaweedFS) keep
+        emptied folders as directories that only delimited listings show; with
+        ``probe_emptied`` one delimited LIST tells (:meth:`emptied_listing`).
+        """
+        prefix = self.keys.dir_prefix(api_path)
+        page = None if content else self.date_keys
+        objects, token = await self.storage.list_page(prefix, page)
+        if not objects:
+            known = self.traits.known()  # never probed for a read: it writes
+            if probe_emptied and (known is None or known.keeps_emptied_folders):
+                return await self.emptied_listing(api_path)
+            return FolderListing([], [], not api_path)
+        claim = self.claim_key(api_path) if api_path else None
+        exists = not api_path or any(o.key != claim for o in objects)
+        date = self._newest(prefix, objects)
+        if not content:
+            return FolderListing([], [], exists, date)
+        d, n = self.keys.delimiter, len(prefix)
+        tree = _Tree(prefix, d, self.date_keys, self.keys.dates_folder)
+        tree.take(objects)
+        # More pages while they end on a file of the folder itself (a flat folder: as many
+        # pages as a delimited listing); a page ending inside a subfolder may be followed by
+        # any number of keys of it: the delimited listing then gives the rest.
+        last = objects[-1].key[n:]
+        while token and d not in last:
+            objects, token = await self.storage.list_page(prefix, token=token)
+            tree.take(objects)
+            last = objects[-1].key[n:] if objects else ""
+        incomplete: set[str] = set()
+        if token:
+            # The page ends inside one subfolder (a tree's keys come in one run), which is
+            # dated already if the pages held as many of its keys as date it.
+            name = last.split(d, 1)[0]
+            if name and tree.counted.get(name, 0) < tree.limit:
+                incomplete.add(name)
+            found = await self.storage.list(prefix, d)
+            tree.files = [
+                (self.keys.child_name(prefix, o.key), o)
+                for o in found.objects
+                if o.key != prefix and not o.key.endswith(d)
+            ]
+            for p in found.prefixes:
+                name = self.keys.child_name(prefix, p)
+                if name and name not in tree.newest:
+                    tree.newest[name] = None
+                    incomplete.add(name)
+        if listable is not None:
+            incomplete = {name for name in incomplete if listable(name)}
+        if incomplete:
+            await self._date_subfolders(prefix, sorted(incomplete), tree.newest)
+        return FolderListing(tree.files, list(tree.newest), exists, date, tree.newest)
+
+    async def _date_subfolders(
+        self, prefix: str, names: list[str], dates: dict[str, datetime | None]
+    ) -> None:
+        """The date of each subfolder ``names`` of ``prefix``, from its own first page."""
+        sem = asyncio.Semaphore(self.concurrency)
+        d = self.keys.delimiter
+
+        async def one(name: str) -> None:
+            async with sem:
+                dates[name] = await self._first_page_date(prefix + name + d)
+
+        results = await asyncio.gather(*(one(name) for name in names), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+
+    async def emptied_listing(self, api_path: str) -> FolderListing:
+        """The delimited listing of a folder whose recursive listing found no object: on
+        SeaweedFS an emptied folder (and emptied subfolders in it) still listed; nothing in
+        it dates it."""
+        found = await self.listing(api_path)
+        found.dir_dates = dict.fromkeys(found.dirs)
+        return found
 
     async def exists(self, api_path: str) -> bool:
         """True when the folder exists: anything but a rename's claim lies in it (one

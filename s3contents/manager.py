@@ -73,8 +73,17 @@ class ObjectStoreContentsManager(ManagerParts):
     def _dir_model_now(
         self, api_path: str, listing: FolderListing, content: bool
     ) -> dict[str, Any]:
-        files = [(name, self._renamed.apply(o)) for name, o in listing.files]
-        return models.directory_from_listing(api_path, files, listing.dirs, self._listable, content)
+        renamed, written = self._renamed.apply, self._written.apply
+        files = [(name, renamed(written(o))) for name, o in listing.files]
+        return models.directory_from_listing(
+            api_path,
+            files,
+            listing.dirs,
+            self._listable,
+            content,
+            listing.date,
+            listing.dir_dates,
+        )
 
     # -- existence ------------------------------------------------------------------------
     @_api
@@ -140,19 +149,30 @@ class ObjectStoreContentsManager(ManagerParts):
                 model = await self._get_dir(api_path, content, type)
         else:
             # Extension-less names are folders nearly always: one LIST answers for a
-            # folder, and only a miss costs the GET or HEAD of a file.
-            listing = await self.folders.listing(api_path)
+            # folder, and only a miss costs the GET or HEAD of a file (and a miss of
+            # both one LIST for a folder emptied on SeaweedFS).
+            listing = await self._listing(api_path, content, probe_emptied=False)
             if listing.exists:
                 model = await self._dir_model(api_path, listing, content)
             else:
                 model = await self._get_file(api_path, content, type, format, require_hash)
                 if model is None:
-                    raise NotFound(f"No such file or directory: {api_path}", path=api_path)
+                    listing = await self.folders.emptied_listing(api_path)
+                    if not listing.exists:
+                        raise NotFound(f"No such file or directory: {api_path}", path=api_path)
+                    model = await self._dir_model(api_path, listing, content)
         self.emit(data={"action": "get", "path": api_path})
         return model
 
+    async def _listing(
+        self, api_path: str, content: bool, *, probe_emptied: bool = True
+    ) -> FolderListing:
+        return await self.folders.dated_listing(
+            api_path, content=content, listable=self._listable, probe_emptied=probe_emptied
+        )
+
     async def _get_dir(self, api_path: str, content: bool, type_: str | None) -> dict[str, Any]:
-        listing = await self.folders.listing(api_path)
+        listing = await self._listing(api_path, content)
         if not listing.exists:
             if type_ == "directory" and await self.tree.info(api_path) is not None:
                 raise BadRequest(f"{api_path} is not a directory", path=api_path)
@@ -290,6 +310,7 @@ class ObjectStoreContentsManager(ManagerParts):
                 key, data, mode=mode, content_type=content_type, mtime=now
             )
             self._renamed.forget(key)
+            self._written.note(key, etag, now)
             if etag:
                 await self._remember_hash(key, etag, data)
             saved = models.file_model(api_path, type_, now, len(data))

@@ -12,7 +12,7 @@ import hashlib
 import mimetypes
 from base64 import b64decode, encodebytes
 from binascii import Error as BinasciiError
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -104,14 +104,17 @@ def directory_from_listing(
     dirs: Iterable[str],
     listable: Callable[[str], bool],
     content: bool,
+    date: datetime | None = None,
+    dir_dates: Mapping[str, datetime | None] | None = None,
 ) -> dict[str, Any]:
     """The model of the folder ``api_path`` from one listing of it: its direct ``files``
     as (name, object) and the names of its subfolders; entries whose name ``listable``
-    refuses are left out (the package's own objects, hidden files)."""
-    files = list(files)
-    # A folder has no date of its own in object storage: take its newest direct entry
-    # (its marker included), the store's own time, or the epoch when it has none.
-    newest = max((o.last_modified for _, o in files), default=UNKNOWN_TIME)
+    refuses are left out (the package's own objects, hidden files).
+
+    A folder has no date of its own in object storage: ``date`` is the one its listing
+    found (``folders.Folders.dated_listing``: the newest write in the first page of its
+    tree), ``dir_dates`` its subfolders'; the epoch where there is none.
+    """
     entries: list[dict[str, Any]] | None = None
     if content:
         entries = [
@@ -119,8 +122,13 @@ def directory_from_listing(
             for name, o in files
             if listable(name)
         ]
-        entries += [directory_model(join_api(api_path, d), None) for d in dirs if listable(d)]
-    return directory_model(api_path, newest, entries)
+        dated = dir_dates or {}
+        entries += [
+            directory_model(join_api(api_path, d), dated.get(d) or UNKNOWN_TIME)
+            for d in dirs
+            if listable(d)
+        ]
+    return directory_model(api_path, date or UNKNOWN_TIME, entries)
 
 
 def file_model(

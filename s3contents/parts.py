@@ -80,6 +80,9 @@ class ManagerParts(BucketSettings):
         self._storage_checked = False
         self._hashes = SavedHashes()
         self._renamed = RenamedDates()
+        #: The write times of the saves this process made (kept in each object's metadata,
+        #: which S3 listings do not carry): its listings' entries then equal a HEAD's model.
+        self._written = RenamedDates()
         #: Who this manager is in the claims of folder renames (s3contents.folders).
         self._owner = new_owner_id()
         self._renames_running: set[tuple[str, str]] = set()

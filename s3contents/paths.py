@@ -226,6 +226,16 @@ class KeyMapper:
         checkpoint folder (checkpoints are reached through the checkpoints API only)."""
         return self.is_own_file(api_path) or CHECKPOINT_DIR in api_path.split("/")
 
+    def dates_folder(self, rel: str) -> bool:
+        """Whether the object at ``rel`` (its key below a folder's prefix, at any depth)
+        counts for that folder's date: the user's files and folder markers do; checkpoints
+        (written by autosaves), rename claims and folder entries (``sub/``) do not."""
+        d = self.delimiter
+        if not rel or rel.endswith(d):
+            return False
+        wrapped = d + rel
+        return d + CHECKPOINT_DIR + d not in wrapped and not wrapped.endswith(d + RENAME_JOURNAL)
+
     def holds_user_files(self, folder_prefix: str, keys: list[str]) -> bool:
         """Whether any of ``keys`` (listed under ``folder_prefix``, recursively) is a file of
         the user's rather than the package's own (marker, checkpoints, claim)."""

@@ -70,6 +70,13 @@ class StoreTraits:
             self._probe = asyncio.ensure_future(self._run())
         return await asyncio.shield(self._probe)
 
+    def known(self) -> Traits | None:
+        """The traits if a probe has told them already, else ``None`` (no request)."""
+        probe = self._probe
+        if probe is None or not probe.done() or probe.cancelled():
+            return None
+        return probe.result()
+
     def _folder(self) -> str:
         # In the root's checkpoint folder: never listed, served or reachable by a client
         # (KeyMapper.is_reserved), and with no "-" so it is no checkpoint's name.

@@ -261,9 +261,12 @@ class GCSStorage(Storage):
             resp.release()
 
     async def _list_pages(
-        self, prefix: str, delimiter: str | None, page: int | None = None
+        self,
+        prefix: str,
+        delimiter: str | None,
+        page: int | None = None,
+        token: str | None = None,
     ) -> AsyncGenerator[dict[str, Any], None]:
-        token: str | None = None
         while True:
             params = {
                 "prefix": prefix,
@@ -281,6 +284,10 @@ class GCSStorage(Storage):
             token = body.get("nextPageToken")
             if not token:
                 return
+
+    #: Entries asked for per page of :meth:`list_page` (:data:`_PAGE`, as the other
+    #: listings ask: GCS's most).
+    list_page_size = _PAGE
 
     async def list(self, prefix: str, delimiter: str = "/") -> Listing:
         listing = Listing()
@@ -300,6 +307,16 @@ class GCSStorage(Storage):
             async for body in pages:
                 for obj in body.get("items", ()):
                     yield _info(obj)
+
+    async def list_page(
+        self, prefix: str, max_keys: int | None = None, *, token: str | None = None
+    ) -> tuple[builtins.list[ObjectInfo], str | None]:
+        pages_of = self._list_pages(prefix, None, max_keys or self.list_page_size, token)
+        async with contextlib.aclosing(pages_of) as pages:
+            async for body in pages:
+                items = [_info(o) for o in body.get("items", ())]
+                return items, body.get("nextPageToken") or None
+        return [], None  # pragma: no cover
 
     async def exists_any(self, prefix: str, *, ignore: str | None = None) -> bool:
         page = 2 if ignore else 1

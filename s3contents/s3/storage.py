@@ -313,6 +313,10 @@ class S3Storage(Storage):
             async for chunk in body.iter_chunks(chunk_size):
                 yield chunk
 
+    #: Keys asked for per page of :meth:`list_page` (:data:`_PAGE`, as :meth:`list` and
+    #: :meth:`list_all` ask; AWS answers 1000 at most).
+    list_page_size = _PAGE
+
     async def list(self, prefix: str, delimiter: str = "/") -> Listing:
         listing = Listing()
         prefixes: builtins.list[str] = listing.prefixes
@@ -344,6 +348,16 @@ class S3Storage(Storage):
             token = r.get("NextContinuationToken") if r.get("IsTruncated") else None
             if not token:
                 return
+
+    async def list_page(
+        self, prefix: str, max_keys: int | None = None, *, token: str | None = None
+    ) -> tuple[builtins.list[ObjectInfo], str | None]:
+        kwargs: dict[str, Any] = {"Prefix": prefix, "MaxKeys": max_keys or self.list_page_size}
+        if token:
+            kwargs["ContinuationToken"] = token
+        r = await self._call("ListObjectsV2", prefix, **kwargs)
+        found = [_info(obj) for obj in r.get("Contents", ())]
+        return found, (r.get("NextContinuationToken") if r.get("IsTruncated") else None)
 
     async def exists_any(self, prefix: str, *, ignore: str | None = None) -> bool:
         # Delimited: SeaweedFS keeps an emptied folder as a directory that only delimited

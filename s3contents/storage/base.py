@@ -404,6 +404,34 @@ class Storage(abc.ABC):
     def list_all(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, recursively, page by page."""
 
+    #: Keys asked for per LIST page (stores cap it: AWS and GCS answer at most 1000).
+    #: :meth:`list_page` answers one such page; tests set it small to make trees span pages.
+    list_page_size: int = 1000
+
+    async def list_page(
+        self, prefix: str, max_keys: int | None = None, *, token: str | None = None
+    ) -> tuple[builtins.list[ObjectInfo], str | None]:
+        """One page of :meth:`list_all` (``max_keys`` or ``list_page_size`` keys at most,
+        fewer where the store caps pages): its objects, and the token of the next page
+        (None after the last). One request.
+
+        In the order :meth:`list_all` gives, every time: a folder's date is taken from the
+        first keys of its tree (``folders.Folders.dated_listing``), whether its own model
+        or its parent's listing asks.
+        """
+        limit = max_keys or self.list_page_size
+        skip = int(token) if token else 0
+        found: builtins.list[ObjectInfo] = []
+        seen = 0
+        async for o in self.list_all(prefix):
+            seen += 1
+            if seen <= skip:
+                continue
+            if len(found) == limit:
+                return found, str(skip + limit)
+            found.append(o)
+        return found, None
+
     async def exists_any(self, prefix: str, *, ignore: str | None = None) -> bool:
         """True when a folder ``prefix`` exists: a key lies under it, or (on servers that
         keep folders as directories, like SeaweedFS) it is still listed as a folder.

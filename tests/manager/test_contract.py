@@ -164,7 +164,8 @@ async def test_last_modified_is_the_write_time_kept_with_the_object(
 ) -> None:
     """A save's time goes into the object's metadata (to the microsecond): the save's
     answer, get, get without content, and any other server report it alike. S3 listings
-    carry no metadata: they show the store's LastModified (whole seconds, same second)."""
+    carry no metadata: the server that saved lists the time it wrote (it remembers it by
+    ETag), another the store's LastModified (whole seconds, same second)."""
     await cm.save({"type": "directory"}, "dir")
     saved = await cm.save(_text("x"), "dir/a.txt")
     head = s3.head_object(Bucket=cm.bucket, Key=_key(cm, "dir/a.txt"))
@@ -176,6 +177,8 @@ async def test_last_modified_is_the_write_time_kept_with_the_object(
     other = make_cm(prefix=cm.prefix)  # another server on the prefix
     assert (await other.get("dir/a.txt", content=False))["last_modified"] == kept
     listed = {e["name"]: e for e in (await cm.get("dir"))["content"]}
+    assert listed["a.txt"]["last_modified"] == kept
+    listed = {e["name"]: e for e in (await other.get("dir"))["content"]}
     assert abs(listed["a.txt"]["last_modified"] - kept) < timedelta(seconds=1)
     assert listed["a.txt"]["last_modified"] == head["LastModified"]
     # A notebook saved through the manager too.

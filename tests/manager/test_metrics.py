@@ -408,9 +408,11 @@ async def test_metrics_endpoint_shows_the_requests_of_the_contents_api(
     missing = await step("missing.ipynb", method="GET", status=404)
     assert missing == {
         ("requests", "GET", "not_found"): 1,  # not a file...
-        ("requests", "LIST", "ok"): 1,  # ...nor a folder: 404, and no storage failure
+        # ...nor a folder (its tree is empty, and no emptied folder of SeaweedFS's is
+        # there): 404, and no storage failure
+        ("requests", "LIST", "ok"): 2,
         ("count", "GET"): 1,
-        ("count", "LIST"): 1,
+        ("count", "LIST"): 2,
     }
 
 

@@ -102,9 +102,11 @@ async def test_listing_a_big_folder_is_only_listing_pages(
     assert len(entries) == N_NOTEBOOKS + N_FOLDERS
     assert sum(e["type"] == "notebook" for e in entries) == N_NOTEBOOKS
     assert sum(e["type"] == "directory" for e in entries) == N_FOLDERS
-    # The adapter asks for 10000 entries a page: AWS answers 1000 (ceil(N/1000) LISTs),
-    # SeaweedFS all 1050 at once. One LIST, and no HEAD or GET per entry.
+    # One recursive LIST of the whole tree (2049 keys: the adapter asks for 10000 a page,
+    # which SeaweedFS answers; AWS answers 1000) dates every subfolder, and no HEAD or GET
+    # per entry.
     assert _stats(cm) == Counter({"LIST": 1})
+    assert all(e["last_modified"].year > 1970 for e in entries)
 
 
 async def test_listing_a_folder_of_1000_entries_is_one_list(

@@ -57,3 +57,10 @@ async def test_a_store_that_refuses_the_probe_gets_the_safe_answers(
 
     monkeypatch.setattr(storage, "put", refused)
     assert await StoreTraits(storage, _keys(prefix), "o2").get() == SAFE
+
+
+async def test_known_is_none_until_a_probe_answered(storage: Storage, prefix: str) -> None:
+    traits = StoreTraits(storage, _keys(prefix), "o3")
+    assert traits.known() is None  # asking what is known sends nothing
+    found = await traits.get()
+    assert traits.known() == found

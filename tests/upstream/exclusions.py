@@ -56,12 +56,6 @@ EXCLUDED: dict[str, str] = {
         "on the same device (where send2trash can put a trash); object storage has no "
         "trash, and `delete_to_trash` deleting the folder is checked by the other cases"
     ),
-    "test_manager.py::test_get": (
-        "folder modification time: it requires a folder listing's entry for a subfolder to "
-        "equal `get(subfolder, content=False)`, `last_modified` and `created` included; a "
-        "subfolder in a listing is a common prefix of one LIST, without a date (a folder's "
-        "own model takes the newest date of its entries, one more LIST)"
-    ),
     "test_manager.py::test_copy_big_dir": (
         "`max_copy_folder_size_mb` is a FileContentsManager setting (a folder copied through "
         "local disk); `_make_big_dir` writes 10,000 local files"
