@@ -120,6 +120,13 @@ OFF_LOOP_BYTES = 256 * 1024
 #: two dates pass through jupyter_client's ``json_default`` in Python (about 10 us an entry,
 #: so 200 entries hold the loop about 2 ms, ten times a thread hop).
 OFF_LOOP_ENTRIES = 200
+#: ... and a big body only when it holds more quotes than this: what costs the C parser is
+#: the number of values, not bytes (a chunk of an upload, 1 MiB of base64 in one string,
+#: parses in about a millisecond). Decoded in a thread, each 1 MiB chunk of a 64 MiB upload
+#: left about 10 MiB more resident (the allocator's arena of the worker thread: +32 MiB,
+#: over issue 14's bound of 2 parts + 8 MiB; +22 MiB on the loop). A notebook has
+#: thousands of quotes per MB.
+OFF_LOOP_QUOTES = 2000
 
 
 def _decode_body(body: bytes) -> tuple[str, Any]:
@@ -188,6 +195,7 @@ class ContentsHandler(upstream.ContentsHandler):
         if (
             self.request.method in ("PUT", "POST", "PATCH")
             and len(body) > OFF_LOOP_BYTES
+            and body.count(b'"') > OFF_LOOP_QUOTES
             and self.current_user
         ):
             self._decoded = await asyncio.to_thread(_decode_body, body)
