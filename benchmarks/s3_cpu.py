@@ -117,6 +117,19 @@ def _child(tree: str, config: dict[str, Any]) -> dict[str, float]:
     return result
 
 
+def seed_folder(server: Any, prefix: str = "bench/") -> tuple[str, str]:
+    """A new bucket of ``server`` with :data:`OBJECTS` objects ``<prefix>oNNNN`` and
+    :data:`FOLDERS` sub-folders ``<prefix>fNN/`` of one object each; returns (bucket,
+    prefix)."""
+    bucket = server.make_bucket()
+    client = server.client()
+    keys = [f"{prefix}o{i:04d}" for i in range(OBJECTS)]
+    keys += [f"{prefix}f{i:02d}/x" for i in range(FOLDERS)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: client.put_object(Bucket=bucket, Key=k, Body=b"x"), keys))
+    return bucket, prefix
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", nargs="*", default=[str(ROOT)], help="source trees")
@@ -129,13 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     from tests.support.servers import start_seaweedfs
 
     with start_seaweedfs() as server:
-        bucket = server.make_bucket()
-        client = server.client()
-        prefix = "bench/"
-        keys = [f"{prefix}o{i:04d}" for i in range(OBJECTS)]
-        keys += [f"{prefix}f{i:02d}/x" for i in range(FOLDERS)]
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda k: client.put_object(Bucket=bucket, Key=k, Body=b"x"), keys))
+        bucket, prefix = seed_folder(server)
         config = {
             "bucket": bucket,
             "prefix": prefix,

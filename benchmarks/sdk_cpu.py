@@ -30,12 +30,13 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from benchmarks.s3_cpu import OBJECTS, seed_folder
+
 ROOT = Path(__file__).resolve().parent.parent
-OBJECTS, FOLDERS, CONCURRENCY = 1000, 50, 16
+CONCURRENCY = 16
 SMALL = b"x" * 2048
 
 #: What obstore lacks that the S3 adapter uses (as of obstore 0.12).
@@ -226,13 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     from tests.support.servers import start_seaweedfs
 
     with start_seaweedfs() as server:
-        bucket = server.make_bucket()
-        client = server.client()
-        prefix = "bench/"
-        keys = [f"{prefix}o{i:04d}" for i in range(OBJECTS)]
-        keys += [f"{prefix}f{i:02d}/x" for i in range(FOLDERS)]
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda k: client.put_object(Bucket=bucket, Key=k, Body=b"x"), keys))
+        bucket, prefix = seed_folder(server)
         clients = _clients(server, bucket)
         rounds = [
             asyncio.run(_round(clients, prefix, args.requests, r)) for r in range(args.repeat)
