@@ -125,7 +125,7 @@ class S3ContentsManager(ObjectStoreContentsManager):
     lean_requests = Bool(
         True,
         config=True,
-        help="""Send the frequent requests (HEAD, PUT, COPY, DELETE, LIST of objects)
+        help="""Send the frequent requests (HEAD, GET, PUT, COPY, DELETE, LIST of objects)
         through s3contents' own Signature V4 client on aiohttp, at about a third of
         botocore's CPU per request; botocore still resolves the endpoint and credentials and
         sends everything else. False: every request through aiobotocore. Default: True.

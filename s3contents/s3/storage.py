@@ -322,9 +322,11 @@ class S3Storage(Storage):
                 if name in allowed:
                     kwargs.setdefault(name, value)
         self.stats[_KIND.get(op, "OTHER")] += 1
+        # A streamed GetObject stays botocore's (the lean path reads an answer whole).
+        streamed = kwargs.pop("_streamed", False)
         try:
             wire = self.wire
-            if wire is not None and op in WIRE_OPS:
+            if wire is not None and op in WIRE_OPS and not streamed:
                 try:
                     return await wire.call(op, kwargs)
                 except Unhandled as why:
@@ -396,6 +398,9 @@ class S3Storage(Storage):
 
     async def _get(self, key: str) -> tuple[bytes, ObjectInfo]:
         r = await self._send("GetObject", key, Key=key)
+        whole = getattr(r["Body"], "whole", None)  # read already (the lean path)
+        if isinstance(whole, bytes):
+            return whole, ObjectInfo(key, len(whole), _written(r), _etag(r.get("ETag")))
         try:
             async with r["Body"] as body:
                 # In pieces: read whole, botocore checksums (CRC32) a 10 MB body in one call
@@ -410,7 +415,7 @@ class S3Storage(Storage):
         return data, info
 
     async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncGenerator[bytes, None]:
-        r = await self._call("GetObject", key, Key=key)
+        r = await self._call("GetObject", key, Key=key, _streamed=True)
         async with r["Body"] as body:
             async for chunk in body.iter_chunks(chunk_size):
                 yield chunk

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -114,6 +115,7 @@ async def test_answers_equal_botocores(s3_server: S3Server, s3_bucket: str) -> N
             await lean.put(prefix + name, b"x" * i, mtime=mtime, content_type="text/plain")
         for name in AWKWARD:
             assert await lean.head(prefix + name) == await sdk.head(prefix + name)
+            assert await lean.get(prefix + name) == await sdk.get(prefix + name)
         for delimiter in ("/", ""):
             assert await lean.list(prefix, delimiter) == await sdk.list(prefix, delimiter)
         copied = await lean.copy(prefix + AWKWARD[1], prefix + "copy/" + AWKWARD[2])
@@ -133,6 +135,7 @@ async def test_answers_equal_botocores(s3_server: S3Server, s3_bucket: str) -> N
         assert set(lean.wire.answered) == {
             "PutObject",
             "HeadObject",
+            "GetObject",
             "List",
             "CopyObject",
             "DeleteObject",
@@ -201,6 +204,15 @@ async def test_throttling_and_5xx_are_retried(monkeypatch: pytest.MonkeyPatch) -
         answer = await wire.call("HeadObject", {"Key": "a b"})
         assert answer["ETag"] == '"e"'
         assert script.seen == ["HEAD /b/a%20b"] * 3
+
+
+async def test_a_body_that_fails_its_checksum_is_refused() -> None:
+    stored = {"x-amz-checksum-crc32": "AAAAAA==", "ETag": '"e"'}  # the CRC32 of b""
+    async with scripted([(200, stored, b"not empty"), (200, stored, b"")]) as (_, wire):
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await wire.call("GetObject", {"Key": "k"})
+        answer = await wire.call("GetObject", {"Key": "k"})
+        assert await answer["Body"].read() == b""
 
 
 async def test_error_answers_are_botocore_errors() -> None:
