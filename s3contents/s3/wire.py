@@ -33,6 +33,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import io
 import logging
 import random
 import ssl
@@ -99,6 +100,8 @@ _RETRY_STATUS = frozenset({500, 502, 503, 504})
 #: expat lets go of the GIL between them (about 300 keys).
 _OFF_LOOP_BYTES = 96 * 1024
 _FEED = 64 * 1024
+#: Bodies bigger than this are given to aiohttp as a file (written in pieces).
+_PIECE_BODY = 256 * 1024
 
 
 class Unhandled(Exception):
@@ -491,7 +494,8 @@ class Wire:
                     method,
                     URL(url, encoded=True),
                     headers=sent,
-                    data=data,
+                    # A big body as a file: aiohttp writes it in pieces, not in one go.
+                    data=io.BytesIO(data) if data and len(data) > _PIECE_BODY else data,
                     allow_redirects=False,
                     proxy=self._proxy,
                     proxy_auth=self._proxy_auth,
