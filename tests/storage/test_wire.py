@@ -254,3 +254,51 @@ async def test_unknown_argument_goes_through_botocore(s3_server: S3Server, s3_bu
         answer: Any = await storage._call("HeadObject", "k", Key="k", PartNumber=1)
         assert int(answer["ContentLength"]) == 1
         assert storage.wire is not None
+
+
+async def test_credentials_from_the_chain(
+    s3_server: S3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No keys in the configuration: the lean path signs with what the session's chain finds
+    # (here the environment), as botocore does; a server that checks signatures accepts it.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    storage = S3Storage(
+        s3_bucket,
+        client_kwargs={
+            "endpoint_url": s3_server.endpoint_url,
+            "region_name": s3_server.region_name,
+        },
+    )
+    try:
+        await storage.put("chain", b"signed")
+        assert (await storage.get("chain"))[0] == b"signed"
+        assert storage.wire is not None
+        assert storage.wire.answered["PutObject"] == storage.wire.answered["GetObject"] == 1
+    finally:
+        await storage.close()
+
+
+async def test_wrong_secret_is_refused_on_the_lean_path(
+    s3_server: S3Server, s3_bucket: str
+) -> None:
+    from s3contents.errors import Forbidden
+
+    storage = S3Storage(
+        s3_bucket,
+        client_kwargs={
+            "endpoint_url": s3_server.endpoint_url,
+            "region_name": s3_server.region_name,
+            "aws_access_key_id": s3_server.access_key_id,
+            "aws_secret_access_key": "not-the-secret",
+        },
+    )
+    try:
+        with pytest.raises(Forbidden) as refused:
+            await storage.put("nope", b"x")
+        assert "not-the-secret" not in str(refused.value)
+        assert storage.wire is not None and storage.wire.answered["PutObject"] >= 1
+    finally:
+        await storage.close()
