@@ -44,9 +44,11 @@ from ..errors import (
 from ..redact import mask_key
 from ..storage.base import (
     MTIME_KEY,
+    VERSIONING_OFF,
     Copied,
     Listing,
     ObjectInfo,
+    ObjectVersion,
     PartBody,
     PendingUpload,
     PutMode,
@@ -82,6 +84,8 @@ _KIND = {
     "ListMultipartUploads": "LIST",
     "ListParts": "LIST",
     "GetBucketLifecycleConfiguration": "GET",
+    "GetBucketVersioning": "GET",
+    "ListObjectVersions": "LIST",
 }
 #: Operations that create objects: these get SSE and the additional write arguments.
 _WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
@@ -622,6 +626,61 @@ class S3Storage(Storage):
         except NotFound as err:
             raise Unavailable(f"Bucket {self.bucket!r} does not exist") from err
 
+    # -- versions (history) ---------------------------------------------------------------
+    async def versioning(self) -> str:
+        """GetBucketVersioning: ``enabled``, ``suspended``, or ``off`` (never turned on)."""
+        r = await self._call("GetBucketVersioning", None)
+        return str(r.get("Status") or VERSIONING_OFF).lower()
+
+    async def list_versions(self, key: str, limit: int) -> builtins.list[ObjectVersion]:
+        """One ListObjectVersions with ``Prefix=key``: S3 lists a key's versions newest
+        first, before those of longer keys (``a.ipynb`` before ``a.ipynb.bak``), and its
+        delete markers among them; both count against the page, so it asks for twice the
+        limit (and two more), capped at S3's 1000."""
+        page = min(1000, 2 * max(1, limit) + 2)
+        r = await self._call("ListObjectVersions", key, Prefix=key, MaxKeys=page)
+        found = [
+            ObjectVersion(
+                key,
+                str(v["VersionId"]),
+                int(v.get("Size", 0)),
+                _store_time(v["LastModified"]),
+                bool(v.get("IsLatest")),
+            )
+            for v in r.get("Versions", ())
+            if v.get("Key") == key and v.get("VersionId") not in (None, "")
+        ]
+        # Newest first, whatever the server's order (ties keep the listing's order).
+        found.sort(key=lambda v: (not v.is_latest, -v.last_modified.timestamp()))
+        return found[:limit]
+
+    async def copy_version(
+        self,
+        src: str,
+        version_id: str,
+        dst: str,
+        *,
+        mtime: datetime | None = None,
+        content_type: str | None = None,
+    ) -> Copied:
+        source = {"Bucket": self.bucket, "Key": src, "VersionId": version_id}
+        kwargs: dict[str, Any] = {"Key": dst, "CopySource": source}
+        if mtime is not None:
+            kwargs["MetadataDirective"] = "REPLACE"
+            kwargs["Metadata"] = {MTIME_KEY: format_mtime(mtime)}
+            kwargs["ContentType"] = content_type or "application/octet-stream"
+        try:
+            r = await self._call("CopyObject", dst, **kwargs)
+        except NotFound as err:
+            raise NotFound(f"No version {version_id} of {src}", path=src) from err
+        result = r.get("CopyObjectResult", {})
+        modified = result.get("LastModified")
+        return Copied(_etag(result.get("ETag")), utc_seconds(modified) if modified else None)
+
+    async def delete_version(self, key: str, version_id: str) -> None:
+        with contextlib.suppress(NotFound):
+            await self._call("DeleteObject", key, Key=key, VersionId=version_id)
+
 
 #: botocore's credential ``method`` names, in words.
 def _info(obj: dict[str, Any]) -> ObjectInfo:
@@ -639,6 +698,11 @@ async def _infos(objects: Sequence[dict[str, Any]]) -> builtins.list[ObjectInfo]
     if len(objects) > _OFF_LOOP_OBJECTS:
         return await asyncio.to_thread(lambda: [_info(o) for o in objects])
     return [_info(o) for o in objects]
+
+
+def _store_time(when: datetime) -> datetime:
+    """A listing's time, timezone-aware UTC, its milliseconds kept (versions' order)."""
+    return when.astimezone(timezone.utc) if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def _prepared_session(given: AioSession | None) -> AioSession:
