@@ -731,6 +731,12 @@ class GCSStorage(Storage):
         url = self._api.api_url(self._api.object_path(key), {"generation": version_id})
         await self._request("DELETE", "DELETE", url, key, ok=(404,))
 
+    async def bucket_lifecycle(self) -> builtins.list[dict[str, Any]]:
+        """The bucket's lifecycle rules (``lifecycle.rule``), for ``s3contents doctor``."""
+        url = self._api.api_url(self._api.bucket_path, {"fields": "lifecycle"})
+        body = await self._json(await self._request("GET", "GET", url))
+        return [dict(r) for r in (body.get("lifecycle") or {}).get("rule", ())]
+
 
 def _span(buffers: Sequence[memoryview], start: int, length: int) -> tuple[memoryview, ...]:
     """``length`` bytes from ``start`` of ``buffers`` read one after the other, as views."""
