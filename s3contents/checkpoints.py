@@ -242,6 +242,11 @@ class ObjectStoreCheckpoints(AsyncCheckpoints):
         """The file's earlier versions, newest first (the current one is the file itself)."""
         key = self.manager.keys.key(path.strip("/"))
         found = await self.manager.storage.list_versions(key, self.max_versions + 1)
+        if not any(v.is_latest for v in found):
+            # A deleted file (its newest version a delete marker): its versions stay in the
+            # bucket (README, "History"), but a restore would recreate it without the parent
+            # check a creation makes ("Several writers"): none is offered.
+            return []
         stamps = [_stamp(v.last_modified) for v in found]
         models = [
             self._model(version_checkpoint_id(v, stamps[i + 1 :].count(stamps[i])), v.last_modified)

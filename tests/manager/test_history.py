@@ -222,8 +222,10 @@ async def test_delete_markers_and_old_versions_never_show(
     assert [e["name"] for e in kept["content"]] == ["k.txt"]
     assert not await cm.dir_exists("gone")
     assert not await cm.file_exists("kept/old.txt")
-    # A deleted file's versions remain in the bucket (README: "History").
+    # A deleted file's versions remain in the bucket (README: "History"), and are not
+    # offered as checkpoints of a file that does not exist.
     assert len(_versions_of(server, bucket, f"{PREFIX}/gone/f.txt")) == 2
+    assert await cm.list_checkpoints("gone/f.txt") == []
 
 
 def _markers_gap(server: S3Server, bucket: str) -> str | None:
