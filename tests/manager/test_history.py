@@ -106,7 +106,9 @@ async def test_three_saves_list_restore_oldest_and_undo(
     await cm.save(_nb("print(3)"), "a.ipynb")
     await cm.create_checkpoint("a.ipynb")
 
+    cm.storage.stats.clear()
     await cm.list_checkpoints("a.ipynb")  # asks the bucket's versioning: once per process
+    assert cm.storage.stats == {"GET": 1, "LIST": 1, "HEAD": 1}
     cm.storage.stats.clear()
     listed = await cm.list_checkpoints("a.ipynb")
     assert cm.storage.stats == {"LIST": 1, "HEAD": 1}  # the versions; the checkpoint
