@@ -142,6 +142,23 @@ async def test_three_saves_list_restore_oldest_and_undo(
     assert _source(await cm.get("a.ipynb")) == "print(3)"
 
 
+async def test_a_file_deleted_and_made_again_lists_versions_not_markers(
+    make_versioned_cm: Callable[..., S3ContentsManager], versioned: tuple[S3Server, str]
+) -> None:
+    server, bucket = versioned
+    cm = make_versioned_cm()
+    await cm.save(_nb("print(0)"), "m.ipynb")
+    await cm.save(_nb("print(1)"), "m.ipynb")
+    await cm.delete("m.ipynb")  # a delete marker between the versions
+    await cm.save(_nb("print(2)"), "m.ipynb")
+    markers = server.admin.list_object_versions(Bucket=bucket, Prefix=f"{PREFIX}/m.ipynb")
+    assert len(markers.get("DeleteMarkers", [])) == 1
+    listed = await cm.list_checkpoints("m.ipynb")
+    assert len(listed) == 2
+    await cm.restore_checkpoint(listed[0]["id"], "m.ipynb")
+    assert _source(await cm.get("m.ipynb")) == "print(1)"
+
+
 async def test_max_versions_limits_the_list(
     make_versioned_cm: Callable[..., S3ContentsManager],
 ) -> None:
