@@ -101,6 +101,8 @@ class ObjectStoreCheckpoints(AsyncCheckpoints):
 
     #: The bucket's versioning, asked once (the first ``list_checkpoints``) and kept.
     _history: bool | None = None
+    #: The ask in flight, on its event loop.
+    _asking: tuple[asyncio.AbstractEventLoop, asyncio.Task[bool]] | None = None
 
     @property
     def manager(self) -> _Bucket:
@@ -256,13 +258,26 @@ class ObjectStoreCheckpoints(AsyncCheckpoints):
         return models[: self.max_versions]
 
     async def _versioned(self) -> bool:
-        """Does the bucket keep versions? Asked once per manager, then kept; a bucket
-        whose versioning may not be read (no s3:GetBucketVersioning) has no history."""
-        if self._history is None:
-            try:
-                state = await self.manager.storage.versioning()
-            except Forbidden:
-                self.log.info("Not allowed to read the bucket's versioning: no history")
-                state = VERSIONING_OFF
-            self._history = state != VERSIONING_OFF
+        """Does the bucket keep versions? Asked once per manager, then kept (calls that
+        come while it is asked wait for the same answer); a bucket whose versioning may not
+        be read (no s3:GetBucketVersioning) has no history. A failed ask is asked again."""
+        if self._history is not None:
+            return self._history
+        loop = asyncio.get_running_loop()
+        if self._asking is None or self._asking[0] is not loop:
+            self._asking = (loop, loop.create_task(self._ask_versioning()))
+        task = self._asking[1]
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done() and (task.cancelled() or task.exception() is not None):
+                self._asking = None
+
+    async def _ask_versioning(self) -> bool:
+        try:
+            state = await self.manager.storage.versioning()
+        except Forbidden:
+            self.log.info("Not allowed to read the bucket's versioning: no history")
+            state = VERSIONING_OFF
+        self._history = state != VERSIONING_OFF
         return self._history

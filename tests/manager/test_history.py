@@ -159,6 +159,17 @@ async def test_a_file_deleted_and_made_again_lists_versions_not_markers(
     assert _source(await cm.get("m.ipynb")) == "print(1)"
 
 
+async def test_the_versioning_is_asked_once_by_concurrent_first_lists(
+    make_versioned_cm: Callable[..., S3ContentsManager],
+) -> None:
+    cm = make_versioned_cm()
+    await _save_three(cm, "f.ipynb")
+    cm.storage.stats.clear()
+    lists = await asyncio.gather(*(cm.list_checkpoints("f.ipynb") for _ in range(3)))
+    assert [len(found) for found in lists] == [2, 2, 2]
+    assert cm.storage.stats == {"GET": 1, "LIST": 3, "HEAD": 3}
+
+
 async def test_max_versions_limits_the_list(
     make_versioned_cm: Callable[..., S3ContentsManager],
 ) -> None:
