@@ -13,13 +13,16 @@ import builtins
 import contextlib
 import io
 import logging
+import os
 import platform
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiobotocore
+import aiohttp
 import botocore
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
@@ -62,6 +65,8 @@ from ..storage.base import (
 from .credentials import describe_session
 from .errors import BAD_CREDENTIALS, DENIED, PRECONDITION, denied, translate
 from .timestamps import use_fast_parsing
+from .wire import OPS as WIRE_OPS
+from .wire import Frozen, Unhandled, Wire, target_from_presigned
 
 __all__ = ["S3Storage"]
 
@@ -150,6 +155,9 @@ class S3Storage(Storage):
         ``SSEKMSKeyId``, ``ACL``...); each operation gets only those its API accepts.
     anon : bool
         Send unsigned requests.
+    lean : bool
+        Send the frequent requests through :class:`.wire.Wire` (SigV4 over aiohttp)
+        rather than botocore, where the configuration allows (see :meth:`_make_wire`).
     """
 
     provider = "s3"
@@ -165,6 +173,7 @@ class S3Storage(Storage):
         write_kwargs: dict[str, Any] | None = None,
         anon: bool = False,
         max_concurrency: int = 32,
+        lean: bool = True,
     ) -> None:
         super().__init__()
         self.bucket = bucket
@@ -189,6 +198,9 @@ class S3Storage(Storage):
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self._lock: asyncio.Lock | None = None
         self._write_members: dict[str, frozenset[str]] = {}
+        self.lean = lean
+        #: The lean request path, once the client exists (None: every request by botocore).
+        self.wire: Wire | None = None
 
     # -- client lifecycle -----------------------------------------------------------------
     async def _get_client(self) -> Any:
@@ -212,11 +224,86 @@ class S3Storage(Storage):
                     )
                 )
                 self._exit_stack = stack
+                if self.wire is not None:
+                    await self.wire.close()
+                self.wire = await self._make_wire(client, session) if self.lean else None
                 self._client = client
         return self._client
 
+    async def _make_wire(self, client: Any, session: AioSession) -> Wire | None:
+        """The lean path for this client's bucket, or None where the configuration asks
+        for something only botocore does (another signature version, proxies or client
+        certificates in the configuration) or botocore cannot presign a URL."""
+        config = self._config_kwargs
+        signature = config.get("signature_version")
+        if signature not in (None, "s3v4", "v4", UNSIGNED):
+            return None
+        if config.get("proxies") or config.get("client_cert"):
+            return None
+        try:
+            url = await client.generate_presigned_url(
+                "head_object", Params={"Bucket": self.bucket, "Key": "k"}
+            )
+            region = None if signature is UNSIGNED else str(client.meta.region_name)
+            if region == "aws-global":
+                region = "us-east-1"
+            target = target_from_presigned(url, region)
+        except (BotoCoreError, ValueError) as err:
+            log.info("%s: every request goes through botocore (%s)", self.url, type(err).__name__)
+            return None
+        headers: dict[str, dict[str, str]] = {}
+        model = client.meta.service_model
+        for op in WIRE_OPS:
+            members = model.operation_model(op).input_shape.members
+            headers[op] = {
+                name: str(shape.serialization["name"])
+                for name, shape in members.items()
+                if shape.serialization.get("location") in ("header", "headers")
+            }
+        verify = self._client_kwargs.get("verify")
+        ssl_context: Any = None
+        if verify is False:
+            ssl_context = False
+        elif isinstance(verify, str):
+            ssl_context = ssl.create_default_context(cafile=verify)
+        else:
+            bundle = os.environ.get("AWS_CA_BUNDLE") or session.get_config_variable("ca_bundle")
+            if bundle:
+                ssl_context = ssl.create_default_context(cafile=bundle)
+        retries = config.get("retries") or {}
+        kwargs = self._client_kwargs
+
+        async def credentials() -> Frozen | None:
+            if kwargs.get("aws_access_key_id"):
+                return Frozen(
+                    kwargs["aws_access_key_id"],
+                    kwargs.get("aws_secret_access_key") or "",
+                    kwargs.get("aws_session_token"),
+                )
+            found = await session.get_credentials()
+            if found is None:
+                return None
+            frozen = await found.get_frozen_credentials()
+            return Frozen(frozen.access_key, frozen.secret_key, frozen.token)
+
+        return Wire(
+            target,
+            credentials,
+            headers,
+            ssl_context=ssl_context,
+            max_connections=int(config.get("max_pool_connections") or 10),
+            connect_timeout=float(config.get("connect_timeout") or 10),
+            read_timeout=float(config.get("read_timeout") or 60),
+            max_attempts=int(retries.get("max_attempts") or retries.get("total_max_attempts") or 4),
+            user_agent=str(config.get("user_agent") or USER_AGENT),
+        )
+
     async def close(self) -> None:
         stack, self._exit_stack, self._client = self._exit_stack, None, None
+        wire, self.wire = self.wire, None
+        if wire is not None:
+            with contextlib.suppress(Exception):
+                await wire.close()
         if stack is not None:
             with contextlib.suppress(Exception):
                 await stack.aclose()
@@ -239,9 +326,20 @@ class S3Storage(Storage):
                 if name in allowed:
                     kwargs.setdefault(name, value)
         self.stats[_KIND.get(op, "OTHER")] += 1
-        method = getattr(client, _snake(op))
+        # A streamed GetObject stays botocore's (the lean path reads an answer whole).
+        streamed = kwargs.pop("_streamed", False)
         try:
-            return await method(Bucket=self.bucket, **kwargs)
+            wire = self.wire
+            if wire is not None and op in WIRE_OPS and not streamed:
+                try:
+                    return await wire.call(op, kwargs)
+                except Unhandled as why:
+                    if why.lasting:
+                        log.info(
+                            "%s: every request goes through botocore from now (%s)", self.url, why
+                        )
+                        self.wire = None
+            return await getattr(client, _snake(op))(Bucket=self.bucket, **kwargs)
         except ClientError as err:
             error = translate(err, op, key, kwargs, self.bucket, self.url, self.endpoint)
             if op in ("HeadObject", "HeadBucket") and type(error) is Forbidden:
@@ -253,7 +351,13 @@ class S3Storage(Storage):
                 "access_key_id/secret_access_key, or configure the AWS credential chain.",
                 path=key,
             ) from err
-        except (BotoConnectionError, BotoCoreError, OSError, asyncio.TimeoutError) as err:
+        except (
+            BotoConnectionError,
+            BotoCoreError,
+            aiohttp.ClientError,
+            OSError,
+            asyncio.TimeoutError,
+        ) as err:
             raise Unavailable(
                 f"Object storage {self.url} is unreachable ({type(err).__name__}); try again later",
                 path=key,
@@ -298,6 +402,9 @@ class S3Storage(Storage):
 
     async def _get(self, key: str) -> tuple[bytes, ObjectInfo]:
         r = await self._send("GetObject", key, Key=key)
+        whole = getattr(r["Body"], "whole", None)  # read already (the lean path)
+        if isinstance(whole, bytes):
+            return whole, ObjectInfo(key, len(whole), _written(r), _etag(r.get("ETag")))
         try:
             async with r["Body"] as body:
                 # In pieces: read whole, botocore checksums (CRC32) a 10 MB body in one call
@@ -312,7 +419,7 @@ class S3Storage(Storage):
         return data, info
 
     async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncGenerator[bytes, None]:
-        r = await self._call("GetObject", key, Key=key)
+        r = await self._call("GetObject", key, Key=key, _streamed=True)
         async with r["Body"] as body:
             async for chunk in body.iter_chunks(chunk_size):
                 yield chunk
