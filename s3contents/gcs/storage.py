@@ -706,6 +706,17 @@ class GCSStorage(Storage):
         found.sort(key=lambda v: int(v.version_id), reverse=True)
         return found[:limit]
 
+    async def get_version(self, key: str, version_id: str) -> tuple[bytes, ObjectInfo]:
+        url = self._api.api_url(
+            self._api.object_path(key), {"alt": "media", "generation": version_id}
+        )
+        try:
+            resp = await self._request("GET", "GET", url, key)
+        except NotFound as err:
+            raise NotFound(f"No version {version_id} of {key}", path=key) from err
+        data = await resp.read()
+        return data, _media_info(key, resp, len(data))
+
     async def copy_version(
         self,
         src: str,

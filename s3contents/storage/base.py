@@ -592,6 +592,11 @@ class Storage(abc.ABC):
         ``limit`` of them, in one request."""
         return []
 
+    async def get_version(self, key: str, version_id: str) -> tuple[bytes, ObjectInfo]:
+        """The bytes of version ``version_id`` of ``key`` (one request); :class:`NotFound`
+        when that version is gone."""
+        raise NotFound(f"No version {version_id} of {key}: the store keeps no versions", path=key)
+
     async def copy_version(
         self,
         src: str,
