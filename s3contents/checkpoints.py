@@ -29,11 +29,14 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Protocol, cast
 
-from jupyter_server.services.contents.checkpoints import AsyncCheckpoints
+from jupyter_server.services.contents.checkpoints import (
+    AsyncCheckpoints,
+    AsyncGenericCheckpointsMixin,
+)
 from traitlets import Bool, Int, Unicode
 
 from .errors import Conflict, Forbidden, NotFound, http_errors
-from .models import content_type
+from .models import content_type, decode_content, parse_notebook
 from .paths import CHECKPOINT_DIR, KeyMapper, join_api, split_api
 from .storage.base import VERSIONING_OFF, ObjectVersion, Storage
 
@@ -77,8 +80,13 @@ class _Bucket(Protocol):
     def keys(self) -> KeyMapper: ...
 
 
-class ObjectStoreCheckpoints(AsyncCheckpoints):
-    """One checkpoint per file, kept in the bucket (see module docstring)."""
+class ObjectStoreCheckpoints(AsyncGenericCheckpointsMixin, AsyncCheckpoints):
+    """One checkpoint per file, kept in the bucket (see module docstring).
+
+    Also a ``GenericCheckpointsMixin`` (its methods of its own take precedence): tools that
+    read a checkpoint's content through that interface (nbdime's checkpoint diff) get it
+    from :meth:`get_notebook_checkpoint` and :meth:`get_file_checkpoint`, one GET each.
+    """
 
     checkpoint_id = Unicode(
         "checkpoint",
@@ -178,6 +186,46 @@ class ObjectStoreCheckpoints(AsyncCheckpoints):
             raise NotFound(
                 f"Checkpoint {checkpoint_id} of {api_path} does not exist", path=api_path
             ) from err
+
+    @http_errors
+    async def get_notebook_checkpoint(
+        self, checkpoint_id: str | dict[str, Any], path: str
+    ) -> dict[str, Any]:
+        """``{"type": "notebook", "content": <the notebook>}`` of a checkpoint or version,
+        given its id or its model (nbdime passes the model ``list_checkpoints`` answered)."""
+        api_path = path.strip("/")
+        data = await self._checkpoint_bytes(checkpoint_id, api_path)
+        return {"type": "notebook", "content": parse_notebook(data, api_path)}
+
+    @http_errors
+    async def get_file_checkpoint(
+        self, checkpoint_id: str | dict[str, Any], path: str
+    ) -> dict[str, Any]:
+        """``{"type": "file", "content": ..., "format": "text" or "base64"}`` of a
+        checkpoint or version, given its id or its model."""
+        api_path = path.strip("/")
+        data = await self._checkpoint_bytes(checkpoint_id, api_path)
+        content, fmt = decode_content(data, None, api_path)
+        return {"type": "file", "content": content, "format": fmt}
+
+    async def _checkpoint_bytes(self, checkpoint: str | dict[str, Any], api_path: str) -> bytes:
+        """The stored bytes of a checkpoint (its id or model): one GET, of the checkpoint's
+        object or of the file's version."""
+        checkpoint_id = (
+            str(checkpoint.get("id", "")) if isinstance(checkpoint, dict) else checkpoint
+        )
+        storage = self.manager.storage
+        version = version_of(checkpoint_id)
+        try:
+            if version is not None:
+                data, _ = await storage.get_version(self.manager.keys.key(api_path), version)
+            else:
+                data, _ = await storage.get(self._key(api_path, checkpoint_id))
+        except NotFound as err:
+            raise NotFound(
+                f"Checkpoint {checkpoint_id} of {api_path} does not exist", path=api_path
+            ) from err
+        return data
 
     @http_errors
     async def rename_checkpoint(self, checkpoint_id: str, old_path: str, new_path: str) -> None:

@@ -342,3 +342,38 @@ def test_version_ids_round_trip_and_sort() -> None:
     assert version_of("checkpoint") is None
     assert version_of("v123-abc") is None
     assert json.dumps(first)
+
+
+async def test_checkpoint_content_by_id_or_model(
+    make_versioned_cm: Callable[..., S3ContentsManager],
+) -> None:
+    """The content of each listed checkpoint, given its model (as nbdime passes it) or its
+    id, in one GET (a version's GetObject carries a VersionId: botocore sends it)."""
+    cm = make_versioned_cm()
+    await _save_three(cm, "c.ipynb")
+    await cm.create_checkpoint("c.ipynb")
+    await cm.save(_nb("print('now')"), "c.ipynb")
+    await cm.save({"type": "file", "format": "text", "content": "one"}, "c.txt")
+    await cm.save({"type": "file", "format": "text", "content": "two"}, "c.txt")
+    listed = await cm.list_checkpoints("c.ipynb")
+    assert listed[0]["id"] == "checkpoint"
+    checkpoints = _history(cm)
+    seen = []
+    for model in listed:
+        cm.storage.stats.clear()
+        got = await checkpoints.get_notebook_checkpoint(model, "c.ipynb")
+        assert cm.storage.stats == {"GET": 1}
+        assert got["type"] == "notebook"
+        seen.append(got["content"]["cells"][1]["source"])
+        by_id = await checkpoints.get_notebook_checkpoint(model["id"], "c.ipynb")
+        assert by_id["content"] == got["content"]
+    assert seen == ["print(2)", "print(2)", "print(1)", "print(0)"]
+
+    (version,) = await cm.list_checkpoints("c.txt")
+    text = await checkpoints.get_file_checkpoint(version["id"], "c.txt")
+    assert text == {"type": "file", "content": "one", "format": "text"}
+
+    gone = version_checkpoint_id(ObjectVersion("x", "nope", 0, listed[1]["last_modified"]))
+    with pytest.raises(HTTPError) as missing:
+        await checkpoints.get_notebook_checkpoint(gone, "c.ipynb")
+    assert missing.value.status_code in (400, 404)
