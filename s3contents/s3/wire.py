@@ -33,9 +33,11 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import html
 import io
 import logging
 import random
+import re
 import ssl
 import zlib
 from collections import Counter
@@ -618,8 +620,82 @@ def _head_answer(headers: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+#: A listing's objects and folders, as S3's schema orders their fields (Key, LastModified,
+#: ETag, checksums, Size, ...): one C-level pass over the answer (:func:`_fast_listing`).
+_CONTENTS = re.compile(
+    rb"<Contents>\s*<Key>([^<]*)</Key>\s*<LastModified>([^<]*)</LastModified>\s*"
+    rb"<ETag>([^<]*)</ETag>\s*(?:<Checksum\w*>[^<]*</Checksum\w*>\s*)*<Size>(\d+)</Size>"
+)
+_PREFIXES = re.compile(rb"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>\s*</CommonPrefixes>")
+_TRUNCATED = re.compile(rb"<IsTruncated>\s*(\w+)\s*</IsTruncated>")
+_TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
+_KEY_COUNT = re.compile(rb"<KeyCount>\s*(\d+)\s*</KeyCount>")
+_URL_ENCODED = re.compile(rb"<EncodingType>\s*url\s*</EncodingType>")
+
+
+def _text(raw: bytes, encoded: bool) -> str:
+    """An XML text's value (entities replaced), URL-decoded where the listing encoded it."""
+    text = raw.decode()
+    if "&" in text:
+        text = html.unescape(text)
+    if encoded and ("%" in text or "+" in text):
+        text = unquote_plus(text)
+    return text
+
+
+def _fast_listing(body: bytes) -> dict[str, Any] | None:
+    """A ListObjectsV2 answer read with regular expressions: about 2 us an object, against
+    10-15 for a tree of it. None where the answer is not laid out as S3's schema lays it
+    (a field out of order, CDATA, prefixed names...): the tree then reads it."""
+    if b"<ListBucketResult" not in body[:512] or b"<![CDATA[" in body:
+        return None
+    found = _CONTENTS.findall(body)
+    if len(found) != body.count(b"<Contents>"):
+        return None
+    folders = _PREFIXES.findall(body)
+    if len(folders) != body.count(b"<CommonPrefixes>"):
+        return None
+    encoded = _URL_ENCODED.search(body) is not None
+    fromiso = datetime.fromisoformat
+    utc = timezone.utc
+    contents = []
+    for key, modified, etag, size in found:
+        when = fromiso(modified.decode())
+        contents.append(
+            {
+                "Key": _text(key, encoded),
+                "LastModified": when if when.tzinfo else when.replace(tzinfo=utc),
+                "ETag": _text(etag, False),
+                "Size": int(size),
+            }
+        )
+    result: dict[str, Any] = {}
+    truncated = _TRUNCATED.search(body)
+    result["IsTruncated"] = truncated is not None and truncated.group(1) == b"true"
+    token = _TOKEN.search(body)
+    if token is not None:
+        result["NextContinuationToken"] = _text(token.group(1), False)
+    count = _KEY_COUNT.search(body)
+    if count is not None:
+        result["KeyCount"] = int(count.group(1))
+    if contents:
+        result["Contents"] = contents
+    if folders:
+        result["CommonPrefixes"] = [{"Prefix": _text(p, encoded)} for p in folders]
+    return result
+
+
 def _listing(body: bytes, status: int, headers: Mapping[str, str]) -> dict[str, Any]:
     """A ListObjectsV2 answer (URL-encoded keys) as botocore gives it."""
+    fast = _fast_listing(body)
+    if fast is not None:
+        fast["ResponseMetadata"] = {"HTTPStatusCode": status, **_meta(headers)}
+        return fast
+    return _tree_listing(body, status, headers)
+
+
+def _tree_listing(body: bytes, status: int, headers: Mapping[str, str]) -> dict[str, Any]:
+    """:func:`_listing` through an element tree, for any well-formed answer."""
     parser = ElementTree.XMLParser()  # noqa: S314 (the store's answer, as botocore reads it)
     for start in range(0, len(body), _FEED):
         parser.feed(body[start : start + _FEED])

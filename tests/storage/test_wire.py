@@ -302,3 +302,58 @@ async def test_wrong_secret_is_refused_on_the_lean_path(
         assert storage.wire is not None and storage.wire.answered["PutObject"] >= 1
     finally:
         await storage.close()
+
+
+def _answer(contents: str, extra: str = "") -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">\n'
+        "  <Name>b</Name><Prefix>p/</Prefix><KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys>\n"
+        f"  <EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>{extra}\n"
+        f"{contents}\n"
+        "  <NextContinuationToken>a+b/c==</NextContinuationToken>\n"
+        "</ListBucketResult>"
+    ).encode()
+
+
+LAID_OUT = [
+    # As AWS writes it (no spaces), with a checksum field between ETag and Size.
+    "<Contents><Key>p/a+b%26c.txt</Key><LastModified>2026-01-02T03:04:05.678Z</LastModified>"
+    "<ETag>&quot;e1&quot;</ETag><ChecksumAlgorithm>CRC32</ChecksumAlgorithm><Size>7</Size>"
+    "<StorageClass>STANDARD</StorageClass></Contents>",
+    # Indented, as moto writes it, with an owner and a folder.
+    "<Contents>\n    <Key>p/%C3%BC.ipynb</Key>\n"
+    "    <LastModified>2026-01-02T03:04:05Z</LastModified>\n"
+    '    <ETag>"e2"</ETag>\n    <Size>0</Size>\n    <Owner><ID>x</ID></Owner>\n</Contents>\n'
+    "<CommonPrefixes>\n  <Prefix>p/sub+dir/</Prefix>\n</CommonPrefixes>",
+]
+
+
+@pytest.mark.parametrize("contents", LAID_OUT)
+def test_fast_listing_reads_what_the_tree_reads(contents: str) -> None:
+    from s3contents.s3.wire import _fast_listing, _tree_listing
+
+    body = _answer(contents)
+    fast = _fast_listing(body)
+    assert fast is not None
+    tree = _tree_listing(body, 200, {})
+    del tree["ResponseMetadata"]
+    assert fast == tree
+    assert fast["IsTruncated"] is True and fast["NextContinuationToken"] == "a+b/c=="
+
+
+def test_listing_laid_out_otherwise_is_read_by_the_tree() -> None:
+    from s3contents.s3.wire import _fast_listing, _listing
+
+    # Size before ETag: not the schema's order; CDATA: not what the expressions read.
+    odd = [
+        "<Contents><Key>p/k</Key><LastModified>2026-01-02T03:04:05Z</LastModified>"
+        '<Size>3</Size><ETag>"e"</ETag></Contents>',
+        "<Contents><Key><![CDATA[p/k]]></Key><LastModified>2026-01-02T03:04:05Z</LastModified>"
+        '<ETag>"e"</ETag><Size>3</Size></Contents>',
+    ]
+    for contents in odd:
+        body = _answer(contents)
+        assert _fast_listing(body) is None
+        (obj,) = _listing(body, 200, {})["Contents"]
+        assert (obj["Key"], obj["Size"], obj["ETag"]) == ("p/k", 3, '"e"')
