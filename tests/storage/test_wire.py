@@ -331,19 +331,20 @@ LAID_OUT = [
 
 @pytest.mark.parametrize("contents", LAID_OUT)
 def test_fast_listing_reads_what_the_tree_reads(contents: str) -> None:
-    from s3contents.s3.wire import _fast_listing, _tree_listing
+
+    from s3contents.s3.answers import fast_listing, tree_listing
 
     body = _answer(contents)
-    fast = _fast_listing(body)
+    fast = fast_listing(body)
     assert fast is not None
-    tree = _tree_listing(body, 200, {})
+    tree = tree_listing(body, 200, {})
     del tree["ResponseMetadata"]
     assert fast == tree
     assert fast["IsTruncated"] is True and fast["NextContinuationToken"] == "a+b/c=="
 
 
 def test_listing_laid_out_otherwise_is_read_by_the_tree() -> None:
-    from s3contents.s3.wire import _fast_listing, _listing
+    from s3contents.s3.answers import fast_listing, listing
 
     # Size before ETag: not the schema's order; CDATA: not what the expressions read.
     odd = [
@@ -354,6 +355,6 @@ def test_listing_laid_out_otherwise_is_read_by_the_tree() -> None:
     ]
     for contents in odd:
         body = _answer(contents)
-        assert _fast_listing(body) is None
-        (obj,) = _listing(body, 200, {})["Contents"]
+        assert fast_listing(body) is None
+        (obj,) = listing(body, 200, {})["Contents"]
         assert (obj["Key"], obj["Size"], obj["ETag"]) == ("p/k", 3, '"e"')
