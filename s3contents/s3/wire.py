@@ -98,6 +98,8 @@ _RETRY_CODES = frozenset(
 _RETRY_STATUS = frozenset({500, 502, 503, 504})
 #: Listing answers bigger than this are read in a worker thread (about 300 keys).
 _OFF_LOOP_BYTES = 96 * 1024
+#: Bytes aiohttp reads from a connection before it waits for them to be consumed.
+_READ_BUFFER = 1 << 20
 #: Bodies bigger than this are given to aiohttp as a file (written in pieces).
 _PIECE_BODY = 256 * 1024
 
@@ -286,6 +288,8 @@ class Wire:
                 connector=connector,
                 timeout=self._timeout,
                 auto_decompress=False,
+                # Big answers (a 10 MB notebook) come in 1 MiB reads, not 64 KiB ones.
+                read_bufsize=_READ_BUFFER,
                 trust_env=False,
                 skip_auto_headers=("Content-Type",),
                 headers={"User-Agent": self._user_agent},
