@@ -74,6 +74,53 @@ _WAS_DIR: contextvars.ContextVar[dict[str, bool] | None] = contextvars.ContextVa
 )
 
 
+@dataclasses.dataclass
+class _Known:
+    """What the running listing or save knows of the store, for the wrapper's ``get`` it
+    calls back (jupytext types each entry of a listing, and a save's reply, through its
+    ``get``, as on local disk): files by API path, folders, and ``complete``, a folder whose
+    every entry is among them (a name in it that is neither does not exist)."""
+
+    files: dict[str, ObjectInfo]
+    dirs: set[str] = dataclasses.field(default_factory=set)
+    complete: str | None = None
+
+    def _absent(self, api_path: str) -> bool:
+        return (
+            self.complete is not None
+            and api_path != self.complete
+            and split_api(api_path)[0] == self.complete
+        )
+
+    def is_file(self, api_path: str) -> bool | None:
+        if api_path in self.files:
+            return True
+        if api_path in self.dirs or api_path == self.complete or self._absent(api_path):
+            return False
+        return None
+
+    def is_dir(self, api_path: str) -> bool | None:
+        if api_path in self.dirs or api_path == self.complete:
+            return True
+        if api_path in self.files or self._absent(api_path):
+            return False
+        return None
+
+
+#: Set while the manager calls a wrapper's ``get`` back for models it has the facts of.
+_KNOWN: contextvars.ContextVar[_Known | None] = contextvars.ContextVar(
+    "s3contents_known", default=None
+)
+
+
+def _known(api_path: str, reserved: Callable[[str], bool]) -> _Known | None:
+    """What the running listing or save knows of ``api_path`` (never of reserved names)."""
+    known = _KNOWN.get()
+    if known is None or reserved(api_path):
+        return None
+    return known
+
+
 @contextlib.contextmanager
 def _creating(api_path: str, *, parent_known: bool = False) -> Iterator[None]:
     """``save`` writes ``api_path`` create-only within this block (see :data:`_CREATING`)."""
@@ -95,8 +142,36 @@ class ObjectStoreContentsManager(ManagerParts):
     ) -> dict[str, Any]:
         if content and len(listing.files) + len(listing.dirs) > _THREAD_ENTRIES:
             # About 6 us an entry: a folder of 10000 would hold the loop for 60 ms.
-            return await asyncio.to_thread(self._dir_model_now, api_path, listing, content)
-        return self._dir_model_now(api_path, listing, content)
+            model = await asyncio.to_thread(self._dir_model_now, api_path, listing, content)
+        else:
+            model = self._dir_model_now(api_path, listing, content)
+        if content and self._wrapped("get"):
+            await self._entries_through_get(api_path, listing, model)
+        return model
+
+    async def _entries_through_get(
+        self, api_path: str, listing: FolderListing, model: dict[str, Any]
+    ) -> None:
+        """Each file entry of a listing as the wrapper's ``get(content=False)`` makes it
+        (jupytext: a ``.py`` notebook is a notebook), as jupyter_server's local manager
+        builds its listings. The listing answers the questions that ``get`` asks of its
+        files and folders: no request more."""
+        renamed, written = self._renamed.apply, self._written.apply
+        known = _Known(
+            files={join_api(api_path, n): renamed(written(o)) for n, o in listing.files},
+            dirs={join_api(api_path, d) for d in listing.dirs},
+            complete=api_path,
+        )
+        token = _KNOWN.set(known)
+        try:
+            entries = []
+            for entry in model["content"]:
+                if entry["type"] != "directory":
+                    entry = await self.get(entry["path"], content=False)
+                entries.append(entry)
+        finally:
+            _KNOWN.reset(token)
+        model["content"] = entries
 
     def _dir_model_now(
         self, api_path: str, listing: FolderListing, content: bool
@@ -117,6 +192,9 @@ class ObjectStoreContentsManager(ManagerParts):
     @_api
     async def dir_exists(self, path: str) -> bool:
         api_path = self._norm(path)
+        known = _known(api_path, self.keys.is_reserved)
+        if known is not None and (answer := known.is_dir(api_path)) is not None:
+            return answer
         return await self.tree.is_dir(api_path)
 
     @_api
@@ -124,6 +202,9 @@ class ObjectStoreContentsManager(ManagerParts):
         api_path = self._norm(path)
         if not api_path:
             return False
+        facts = _known(api_path, self.keys.is_reserved)
+        if facts is not None and (answer := facts.is_file(api_path)) is not None:
+            return answer
         key = self.keys.key(api_path)
         if self._uploads is not None:
             # jupyter_server's PUT handler asks before each chunk of an upload: the upload
@@ -154,6 +235,13 @@ class ObjectStoreContentsManager(ManagerParts):
         api_path = self._norm(path)
         if not api_path:
             return True
+        known = _known(api_path, self.keys.is_reserved)
+        if known is not None:
+            is_file, is_dir = known.is_file(api_path), known.is_dir(api_path)
+            if is_file or is_dir:
+                return True
+            if is_file is False and is_dir is False:
+                return False
         return await self.tree.info(api_path) is not None or await self.tree.is_dir(api_path)
 
     #: What a synchronous caller (PyPI hybridcontents, see :mod:`s3contents.blocking`) runs.
@@ -270,6 +358,10 @@ class ObjectStoreContentsManager(ManagerParts):
         try:
             if not content and not require_hash:
                 found, handed = handoff.known(key)  # a rename just made it (PATCH)
+                if not found and (facts := _KNOWN.get()) is not None:
+                    # A listing or a save calling a wrapper's get back
+                    handed = facts.files.get(api_path)
+                    found = handed is not None
                 info = handed if found and handed is not None else await self.storage.head(key)
                 info = self._renamed.apply(info)
                 return models.file_model(api_path, kind, info.last_modified, info.size)
@@ -399,6 +491,14 @@ class ObjectStoreContentsManager(ManagerParts):
             if etag:
                 await self._remember_hash(key, etag, data)
             saved = models.file_model(api_path, type_, now, len(data))
+            if self._wrapped("get"):
+                # As jupyter_server's local manager answers a save: its get's model (jupytext
+                # types a .py notebook as a notebook), from what the save knows.
+                token = _KNOWN.set(_Known({api_path: ObjectInfo(key, len(data), now, etag)}))
+                try:
+                    saved = dict(await self.get(api_path, content=False))
+                finally:
+                    _KNOWN.reset(token)
             if type_ == "notebook":
                 self.validate_notebook_model(model, validation_error)
                 validation_message = model.get("message")

@@ -77,16 +77,21 @@ async def test_new_saves_through_save_and_stays_create_only(
     make_recording: Callable[..., Recording],
 ) -> None:
     cm = make_recording()
+    await cm.exists("")  # the bucket check
+    cm.storage.stats.clear()
     model = await cm.new(_notebook(), "a.ipynb")
-    assert model["name"] == "a.ipynb"
-    assert cm.calls == [("new", "a.ipynb"), ("save", "a.ipynb")]
+    assert model["name"] == "a.ipynb" and model["type"] == "notebook"
+    # The reply is the subclass's get(content=False), as on local disk, answered from
+    # what the save knows: one PUT, no HEAD.
+    assert cm.calls == [("new", "a.ipynb"), ("save", "a.ipynb"), ("get", "a.ipynb")]
+    assert +cm.storage.stats == {"PUT": 1}
     with pytest.raises(HTTPError) as err:  # new never replaces a file, through save or not
         await cm.new(_notebook(), "a.ipynb")
     assert err.value.status_code == 409
     # An ordinary save of the same path overwrites, as before.
     cm.calls.clear()
     await cm.save(_notebook(), "a.ipynb")
-    assert cm.calls == [("save", "a.ipynb")]
+    assert cm.calls == [("save", "a.ipynb"), ("get", "a.ipynb")]
 
 
 async def test_new_untitled_creates_through_new_and_save(
@@ -99,9 +104,28 @@ async def test_new_untitled_creates_through_new_and_save(
     assert cm.calls == [
         ("new", "Untitled.ipynb"),
         ("save", "Untitled.ipynb"),
+        ("get", "Untitled.ipynb"),
         ("new", "untitled.txt"),
         ("save", "untitled.txt"),
+        ("get", "untitled.txt"),
     ]
+
+
+async def test_a_listing_makes_each_file_entry_through_get_without_a_request_more(
+    make_recording: Callable[..., Recording],
+) -> None:
+    cm = make_recording()
+    await cm.save({"type": "directory"}, "d")
+    await cm.save(_notebook(), "d/a.ipynb")
+    await cm.save({"type": "file", "format": "text", "content": "t"}, "d/b.txt")
+    await cm.save({"type": "directory"}, "d/sub")
+    cm.calls.clear()
+    cm.storage.stats.clear()
+    model = await cm.get("d")
+    assert cm.calls == [("get", "d"), ("get", "d/a.ipynb"), ("get", "d/b.txt")]
+    assert +cm.storage.stats == {"LIST": 1}
+    types = {e["name"]: e["type"] for e in model["content"]}
+    assert types == {"a.ipynb": "notebook", "b.txt": "file", "sub": "directory"}
 
 
 async def test_copy_reads_through_get_and_writes_through_save(
