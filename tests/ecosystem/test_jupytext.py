@@ -31,19 +31,26 @@ JupytextLocal = build_async_jupytext_contents_manager_class(AsyncLargeFileManage
 PAIRED = {"jupytext": {"formats": "ipynb,py:percent"}}
 
 
-@pytest.fixture
+@pytest.fixture(params=["s3", "gcs"])
 def managers(
-    s3_config: dict[str, str],
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     jp_environ: Any,
     jp_asyncio_loop: asyncio.AbstractEventLoop,
 ) -> Iterator[dict[str, Any]]:
-    """jupytext over our manager on the test's prefix, and over local disk (the reference)."""
+    """jupytext over our manager on the test's prefix (S3 on SeaweedFS, or GCS on
+    fake-gcs-server), and over local disk (the reference)."""
     root = tmp_path / "local"
     root.mkdir()
-    ours = JupytextS3(**s3_config)
+    if request.param == "gcs":
+        from s3contents.gcs import GCSContentsManager
+
+        cls = build_async_jupytext_contents_manager_class(GCSContentsManager)
+        ours = cls(**request.getfixturevalue("gcs_config"))
+    else:
+        ours = JupytextS3(**request.getfixturevalue("s3_config"))
     local = JupytextLocal(root_dir=str(root))
-    yield {"s3": ours, "local": local}
+    yield {"ours": ours, "local": local}
     jp_asyncio_loop.run_until_complete(ours.close())
 
 
@@ -101,7 +108,7 @@ async def _scenario(cm: Any) -> dict[str, Any]:
 
 async def test_jupytext_on_the_bucket_behaves_as_on_local_disk(managers: dict[str, Any]) -> None:
     local = await _scenario(managers["local"])
-    ours = await _scenario(managers["s3"])
+    ours = await _scenario(managers["ours"])
     assert ours == local
     # And what that is, so that the reference cannot drift unseen.
     assert ours["untitled"] == ("Untitled.py", "notebook", "Untitled1.py")
@@ -123,16 +130,19 @@ async def test_jupytext_on_the_bucket_behaves_as_on_local_disk(managers: dict[st
 
 
 async def test_both_files_of_a_pair_are_in_the_bucket_after_the_first_save(
-    managers: dict[str, Any], s3: Any, s3_config: dict[str, str]
+    s3: Any, s3_config: dict[str, str], jp_environ: Any
 ) -> None:
-    cm = managers["s3"]
-    await cm.new(_notebook(PAIRED), "nb.ipynb")
-    listed = s3.list_objects_v2(Bucket=s3_config["bucket"], Prefix=s3_config["prefix"] + "/")
-    names = {o["Key"].rsplit("/", 1)[-1] for o in listed.get("Contents", [])}
-    assert {"nb.ipynb", "nb.py"} <= names
-    body = s3.get_object(Bucket=s3_config["bucket"], Key=s3_config["prefix"] + "/nb.py")
-    text = body["Body"].read().decode()
-    assert "# %%" in text and "x = 1" in text
+    cm = JupytextS3(**s3_config)
+    try:
+        await cm.new(_notebook(PAIRED), "nb.ipynb")
+        listed = s3.list_objects_v2(Bucket=s3_config["bucket"], Prefix=s3_config["prefix"] + "/")
+        names = {o["Key"].rsplit("/", 1)[-1] for o in listed.get("Contents", [])}
+        assert {"nb.ipynb", "nb.py"} <= names
+        body = s3.get_object(Bucket=s3_config["bucket"], Key=s3_config["prefix"] + "/nb.py")
+        text = body["Body"].read().decode()
+        assert "# %%" in text and "x = 1" in text
+    finally:
+        await cm.close()
 
 
 @pytest.fixture
