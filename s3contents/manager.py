@@ -357,11 +357,13 @@ class ObjectStoreContentsManager(ManagerParts):
         kind = models.kind(api_path, type_)
         try:
             if not content and not require_hash:
-                found, handed = handoff.known(key)  # a rename just made it (PATCH)
-                if not found and (facts := _KNOWN.get()) is not None:
-                    # A listing or a save calling a wrapper's get back
-                    handed = facts.files.get(api_path)
-                    found = handed is not None
+                facts = _KNOWN.get()
+                handed = facts.files.get(api_path) if facts is not None else None
+                # What the listing or save that calls a wrapper's get back knows comes
+                # first (it is newer than what the request's first call handed over).
+                found = handed is not None
+                if not found:
+                    found, handed = handoff.known(key)  # a rename just made it (PATCH)
                 info = handed if found and handed is not None else await self.storage.head(key)
                 info = self._renamed.apply(info)
                 return models.file_model(api_path, kind, info.last_modified, info.size)

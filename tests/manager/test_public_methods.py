@@ -240,3 +240,17 @@ def test_existence_made_no_coroutine_when_only_asked_bool() -> None:
     answer = Existence(factory, lambda: False)
     assert not answer and not answer  # asked twice, answered once
     assert made == []
+
+
+async def test_a_save_reply_through_get_is_the_new_file_after_a_put_handlers_question(
+    make_recording: Callable[..., Recording],
+) -> None:
+    cm = make_recording()
+    await cm.save({"type": "file", "format": "text", "content": "old"}, "a.txt")
+    # jupyter_server's PUT handler asks file_exists first (its answer is handed over to the
+    # save), then saves: the reply, made by get, is the file just written, not the old one.
+    assert await cm.file_exists("a.txt")
+    reply = await cm.save({"type": "file", "format": "text", "content": "newer"}, "a.txt")
+    assert reply["size"] == len("newer")
+    stat = await cm.get("a.txt", content=False)
+    assert (reply["size"], reply["last_modified"]) == (stat["size"], stat["last_modified"])
