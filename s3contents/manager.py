@@ -122,6 +122,24 @@ def _known(api_path: str, reserved: Callable[[str], bool]) -> _Known | None:
 
 
 @contextlib.contextmanager
+def _name_taken() -> Iterator[None]:
+    """A create-only write lost to another client, seen through a public method (where it
+    became HTTP 409), is :class:`AlreadyExists` again: the untitled or copy name search
+    (``contents.create_unique``) moves on to the next name."""
+    try:
+        yield
+    except HTTPError as err:
+        cause: BaseException | None = err
+        for _ in range(8):  # through wrappers that re-raise it
+            if cause is None or isinstance(cause, AlreadyExists):
+                break
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, AlreadyExists):
+            raise cause from err
+        raise
+
+
+@contextlib.contextmanager
 def _creating(api_path: str, *, parent_known: bool = False) -> Iterator[None]:
     """``save`` writes ``api_path`` create-only within this block (see :data:`_CREATING`)."""
     current = _CREATING.get() or {}
@@ -657,7 +675,7 @@ class ObjectStoreContentsManager(ManagerParts):
                 saved = models.directory_model(api_path, now)
                 self.emit(data={"action": "save", "path": api_path})
                 return saved
-            with _creating(api_path, parent_known=True):  # just listed
+            with _creating(api_path, parent_known=True), _name_taken():  # just listed
                 return cast(dict[str, Any], await self.new(m, api_path))
 
         return await self._create_unique(dir_path, untitled + ext, insert, create)
@@ -710,7 +728,7 @@ class ObjectStoreContentsManager(ManagerParts):
             model = dict(await self.get(src))
             model.pop("path", None)
             model.pop("name", None)
-            with _creating(dst, parent_known=True):
+            with _creating(dst, parent_known=True), _name_taken():
                 return cast(dict[str, Any], await self.save(model, dst))
         if src_info is not None:
             now = await self.tree.copy_file(src, dst)
