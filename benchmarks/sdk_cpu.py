@@ -1,5 +1,6 @@
 """CPU per S3 request: aiobotocore as botocore configures it, as ``S3Storage`` configures it,
-the ``S3Storage`` adapter itself, and obstore (Rust ``object_store``), on one SeaweedFS.
+the ``S3Storage`` adapter itself (all through botocore, and with its lean path of
+``s3contents.s3.wire``), and obstore (Rust ``object_store``), on one SeaweedFS.
 
 For the design decision of issue 14 (the SDK under the S3 adapter): only measured here,
 nothing in the package uses obstore. Starts SeaweedFS on loopback
@@ -117,7 +118,9 @@ class _Boto:
 class _Adapter:
     """``S3Storage``, the package's adapter (its own layers included)."""
 
-    def __init__(self, server: Any, bucket: str, config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, server: Any, bucket: str, config: dict[str, Any] | None = None, *, lean: bool = True
+    ) -> None:
         from s3contents.s3.storage import S3Storage
 
         self.s = S3Storage(
@@ -129,6 +132,7 @@ class _Adapter:
                 "aws_secret_access_key": server.secret_access_key,
             },
             config_kwargs=config,
+            lean=lean,
         )
 
     async def __aenter__(self) -> _Adapter:
@@ -194,7 +198,8 @@ def _clients(server: Any, bucket: str) -> list[tuple[str, Callable[[], Any]]]:
     clients: list[tuple[str, Callable[[], Any]]] = [
         ("aiobotocore, botocore's defaults", lambda: _Boto(server, bucket, plain)),
         ("aiobotocore, as S3Storage configures it", lambda: _Boto(server, bucket, tuned)),
-        ("S3Storage (the adapter)", lambda: _Adapter(server, bucket)),
+        ("S3Storage, every request by botocore", lambda: _Adapter(server, bucket, lean=False)),
+        ("S3Storage (the adapter, lean path)", lambda: _Adapter(server, bucket)),
     ]
     try:
         import obstore  # noqa: F401

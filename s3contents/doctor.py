@@ -4,7 +4,9 @@ Checks, in order: the configuration parses; credentials resolve (their source, n
 secret); the endpoint answers; the bucket exists; listing, writing, reading, copying and
 deleting under the prefix are allowed; whether the store honours create-only writes;
 whether uploads were left incomplete under the prefix (how many, their bytes); and whether a
-lifecycle rule of the bucket aborts incomplete multipart uploads (the rule to add, if not).
+lifecycle rule of the bucket aborts incomplete multipart uploads (the rule to add, if not);
+and whether the bucket keeps versions (history: every save listed as a checkpoint), with a
+lifecycle rule expiring noncurrent versions when it does (the rule to add, if not).
 Each check prints one line, and a fix hint when it fails. The credentials line says where
 they were found, and is ``ok`` only once the storage accepted them (the bucket check), or
 ``FAIL`` when it rejected them: one line, one verdict. Only a probe object under the
@@ -33,7 +35,7 @@ from .errors import (
     Unavailable,
 )
 from .redact import mask_key
-from .storage.base import Listing, PendingUpload, PutMode, Storage
+from .storage.base import VERSIONING_OFF, Listing, PendingUpload, PutMode, Storage
 
 __all__ = ["Check", "run_checks"]
 
@@ -51,6 +53,7 @@ _PERMISSIONS = {
         "delete": "s3:DeleteObject on arn:aws:s3:::{bucket}/{prefix}*",
         "uploads": "s3:ListBucketMultipartUploads on arn:aws:s3:::{bucket}",
         "lifecycle": "s3:GetLifecycleConfiguration on arn:aws:s3:::{bucket}",
+        "versioning": "s3:GetBucketVersioning on arn:aws:s3:::{bucket}",
     },
     "gs": {
         "bucket": "storage.buckets.get on gs://{bucket}",
@@ -61,6 +64,7 @@ _PERMISSIONS = {
         "delete": "storage.objects.delete on gs://{bucket}",
         "uploads": "",
         "lifecycle": "",
+        "versioning": "storage.buckets.get on gs://{bucket}",
     },
 }
 
@@ -233,6 +237,7 @@ async def run_checks(cm: Any, credentials_from: str | None = None) -> list[Check
         await _read_only(step, checks, storage, listed, where)
     if wrote != OK:
         checks += await _uploads(cm, storage, bucket, root)
+        checks.append(await _history(storage, bucket, root))
         return checks
     try:
 
@@ -256,6 +261,7 @@ async def run_checks(cm: Any, credentials_from: str | None = None) -> list[Check
 
         await step("delete", delete, f"allowed {where}")
     checks += await _uploads(cm, storage, bucket, root)
+    checks.append(await _history(storage, bucket, root))
     return checks
 
 
@@ -452,3 +458,145 @@ def _json_default(value: Any) -> str:
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     return str(value)
+
+
+#: The ID of the rule doctor suggests for a versioned bucket, and what it keeps.
+_HISTORY_RULE_ID = "s3contents-expire-noncurrent-versions"
+_NONCURRENT_DAYS = 30
+_NEWER_KEPT = 20
+
+
+async def _history(storage: Storage, bucket: str, root: str) -> Check:
+    """Does the bucket keep versions, and does a lifecycle rule expire the old ones?"""
+    where = f"under {root!r}" if root else "in the bucket"
+    try:
+        state = await storage.versioning()
+    except ContentsError as err:
+        return Check(
+            "history",
+            WARN,
+            f"could not read the versioning of {storage.url} ({err}): Jupyter lists no "
+            "versions as checkpoints",
+            _permission(storage, "versioning", bucket, root) if isinstance(err, Forbidden) else "",
+        )
+    if state == VERSIONING_OFF:
+        return Check(
+            "history",
+            OK,
+            "versioning off: one checkpoint per file (turn versioning on to list every "
+            "save as a checkpoint)",
+        )
+    noun = "on" if state == "enabled" else state
+    gcs = (urlparse(storage.url).scheme or "s3") == "gs"
+    try:
+        if gcs:
+            rules = await storage.bucket_lifecycle()  # type: ignore[attr-defined]
+        else:
+            rules = await storage.lifecycle_rules()  # type: ignore[attr-defined]
+    except (ContentsError, AttributeError) as err:
+        return Check(
+            "history",
+            WARN,
+            f"versioning {noun}; could not read the lifecycle rules of {storage.url} ({err})",
+            _permission(storage, "lifecycle", bucket, root) if isinstance(err, Forbidden) else "",
+        )
+    expiring = [r for r in rules if (_gcs_expires if gcs else _s3_expires)(r, root)]
+    if expiring:
+        names = ", ".join(repr(_rule_name(r)) for r in expiring)
+        return Check(
+            "history",
+            OK,
+            f"versioning {noun}: every save is a checkpoint; rule {names} expires noncurrent "
+            f"versions {where}",
+        )
+    return Check(
+        "history",
+        WARN,
+        f"versioning {noun}, and no lifecycle rule expires noncurrent versions {where}: every "
+        "save is kept (and billed) for good",
+        _history_fix_gcs(bucket, root) if gcs else _history_fix(bucket, root, rules),
+    )
+
+
+def _rule_name(rule: dict[str, Any]) -> str:
+    return str(rule.get("ID") or rule.get("action", {}).get("type") or "(no ID)")
+
+
+def _s3_expires(rule: dict[str, Any], root: str) -> bool:
+    """An enabled S3 rule over ``root`` that expires noncurrent versions."""
+    expiry = rule.get("NoncurrentVersionExpiration") or {}
+    return (
+        rule.get("Status") == "Enabled"
+        and bool(expiry.get("NoncurrentDays") or expiry.get("NewerNoncurrentVersions"))
+        and _covers(rule, root)
+    )
+
+
+def _gcs_expires(rule: dict[str, Any], root: str) -> bool:
+    """A GCS Delete rule over ``root`` whose condition only matches noncurrent versions."""
+    condition = rule.get("condition") or {}
+    if (rule.get("action") or {}).get("type") != "Delete":
+        return False
+    noncurrent = (
+        condition.get("isLive") is False
+        or "numNewerVersions" in condition
+        or "daysSinceNoncurrentTime" in condition
+        or "noncurrentTimeBefore" in condition
+    )
+    prefixes = condition.get("matchesPrefix")
+    return noncurrent and (not prefixes or any(root.startswith(p) for p in prefixes))
+
+
+def _history_fix(bucket: str, root: str, rules: list[dict[str, Any]]) -> str:
+    added = [
+        {
+            "ID": _HISTORY_RULE_ID,
+            "Status": "Enabled",
+            "Filter": {"Prefix": root},
+            "NoncurrentVersionExpiration": {
+                "NoncurrentDays": _NONCURRENT_DAYS,
+                "NewerNoncurrentVersions": _NEWER_KEPT,
+            },
+        }
+    ]
+    uploads = any(
+        r.get("Status") == "Enabled"
+        and (r.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation")
+        and _covers(r, root)
+        for r in rules
+    )
+    if not uploads:  # the uploads rule too: the request replaces every rule
+        added.insert(
+            0,
+            {
+                "ID": _RULE_ID,
+                "Status": "Enabled",
+                "Filter": {"Prefix": root},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+            },
+        )
+    config = json.dumps({"Rules": [*rules, *added]}, default=_json_default)
+    return (
+        f"versions older than {_NONCURRENT_DAYS} days beyond the newest {_NEWER_KEPT} go "
+        "(Jupyter lists max_versions, default 20); with the uploads rule, the bucket's other "
+        f"rules kept: aws s3api put-bucket-lifecycle-configuration --bucket {bucket} "
+        f"--lifecycle-configuration '{config}'"
+    )
+
+
+def _history_fix_gcs(bucket: str, root: str) -> str:
+    rule = {
+        "action": {"type": "Delete"},
+        "condition": {
+            "isLive": False,
+            "daysSinceNoncurrentTime": _NONCURRENT_DAYS,
+            "numNewerVersions": _NEWER_KEPT,
+            **({"matchesPrefix": [root]} if root else {}),
+        },
+    }
+    return (
+        f"add a lifecycle rule deleting noncurrent versions after {_NONCURRENT_DAYS} days "
+        f"beyond the newest {_NEWER_KEPT} (keeping the bucket's other rules): "
+        f"{json.dumps({'rule': [rule]})} with gcloud storage buckets update gs://{bucket} "
+        "--lifecycle-file=FILE"
+    )

@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.support.servers import S3Server, free_ports
 
 
@@ -81,6 +83,7 @@ def test_doctor_all_good_on_seaweedfs(seaweedfs: S3Server) -> None:
         "delete": "ok",
         "uploads": "ok",
         "lifecycle": "warn",  # a new bucket has no rule aborting incomplete uploads
+        "history": "ok",  # versioning off: nothing to expire
     }
     # One line for the credentials, naming where they were found, ok once accepted.
     assert _lines(run.stdout, "credentials") == [
@@ -132,6 +135,55 @@ def test_doctor_reports_incomplete_uploads_and_the_lifecycle_rule(seaweedfs: S3S
         "[ ok ] uploads            none left incomplete under 'p/'"
     ]
     seaweedfs.remove_bucket(bucket)
+
+
+@pytest.mark.parametrize("server_name", ["seaweedfs", "moto_s3"])
+def test_doctor_reports_versioning_and_the_noncurrent_rule(
+    server_name: str, request: pytest.FixtureRequest
+) -> None:
+    server: S3Server = request.getfixturevalue(server_name)
+    bucket = server.make_bucket()
+    s3 = server.admin
+    try:
+        run = _doctor(server, "--bucket", bucket, "--prefix", "p")
+        assert _lines(run.stdout, "history") == [
+            "[ ok ] history            versioning off: one checkpoint per file (turn "
+            "versioning on to list every save as a checkpoint)"
+        ]
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        run = _doctor(server, "--bucket", bucket, "--prefix", "p")
+        assert run.returncode == 0, run.stdout + run.stderr
+        history = run.stdout.split("[warn] history", 1)[1]
+        assert "versioning on, and no lifecycle rule expires noncurrent versions under 'p/'" in (
+            history
+        )
+        assert f"put-bucket-lifecycle-configuration --bucket {bucket}" in history
+        config = json.loads(history.split("--lifecycle-configuration '", 1)[1].split("'", 1)[0])
+        assert [r["ID"] for r in config["Rules"]] == [
+            "s3contents-abort-incomplete-uploads",
+            "s3contents-expire-noncurrent-versions",
+        ]
+        assert config["Rules"][1]["NoncurrentVersionExpiration"] == {
+            "NoncurrentDays": 30,
+            "NewerNoncurrentVersions": 20,
+        }
+        # With the rules it prints, both checks pass.
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=config)
+        run = _doctor(server, "--bucket", bucket, "--prefix", "p")
+        assert _statuses(run.stdout)["lifecycle"] == "ok", run.stdout
+        assert _lines(run.stdout, "history") == [
+            "[ ok ] history            versioning on: every save is a checkpoint; rule "
+            "'s3contents-expire-noncurrent-versions' expires noncurrent versions under 'p/'"
+        ], run.stdout
+    finally:
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            gone = [
+                {"Key": v["Key"], "VersionId": v["VersionId"]}
+                for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+            ]
+            if gone:
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": gone, "Quiet": True})
+        s3.delete_bucket(Bucket=bucket)
 
 
 def test_doctor_names_a_missing_bucket(seaweedfs: S3Server) -> None:

@@ -122,6 +122,16 @@ class S3ContentsManager(ObjectStoreContentsManager):
         Environment variable: JPY_S3_ANON.""",
     ).tag(env=_env("ANON"))
 
+    lean_requests = Bool(
+        True,
+        config=True,
+        help="""Send the frequent requests (HEAD, GET, PUT, COPY, DELETE, LIST of objects)
+        through s3contents' own Signature V4 client on aiohttp, at about a third of
+        botocore's CPU per request; botocore still resolves the endpoint and credentials and
+        sends everything else. False: every request through aiobotocore. Default: True.
+        Environment variable: JPY_S3_LEAN_REQUESTS.""",
+    ).tag(env=_env("LEAN_REQUESTS"))
+
     bucket = Unicode(
         "notebooks",
         config=True,
@@ -323,6 +333,7 @@ class S3ContentsManager(ObjectStoreContentsManager):
             write_kwargs=write_kwargs,
             anon=self.anon,
             max_concurrency=self.max_concurrency,
+            lean=self.lean_requests,
         )
 
     def _session(self) -> Any:

@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import io
 import logging
+import os
 import platform
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 
 import aiobotocore
+import aiohttp
 import botocore
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
@@ -47,19 +48,19 @@ from ..storage.base import (
     Copied,
     Listing,
     ObjectInfo,
-    PartBody,
-    PendingUpload,
     PutMode,
     Storage,
-    StoredParts,
-    UploadPart,
     format_mtime,
     parse_mtime,
     utc_seconds,
 )
 from .credentials import describe_session
 from .errors import BAD_CREDENTIALS, DENIED, PRECONDITION, denied, translate
+from .multipart import S3Multipart
 from .timestamps import use_fast_parsing
+from .versions import S3Versions
+from .wire import OPS as WIRE_OPS
+from .wire import Frozen, Unhandled, Wire, target_from_presigned
 
 __all__ = ["S3Storage"]
 
@@ -82,15 +83,11 @@ _KIND = {
     "ListMultipartUploads": "LIST",
     "ListParts": "LIST",
     "GetBucketLifecycleConfiguration": "GET",
+    "GetBucketVersioning": "GET",
+    "ListObjectVersions": "LIST",
 }
 #: Operations that create objects: these get SSE and the additional write arguments.
 _WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
-
-#: Uploads (and parts) asked for per ListMultipartUploads (ListParts) page: AWS's most.
-_UPLOADS_PAGE = 1000
-
-#: Clock differences up to this are taken for the rounding of the ``Date`` header.
-_CLOCK_TOLERANCE = timedelta(seconds=2)
 
 #: The ``User-Agent`` of every request, made once. botocore otherwise builds its own twice
 #: per request (with the features the request used): 10-15% of a request's CPU.
@@ -123,7 +120,7 @@ def _etag(raw: str | None) -> str | None:
     return raw.strip('"') if raw else None
 
 
-class S3Storage(Storage):
+class S3Storage(S3Multipart, S3Versions, Storage):
     """Object storage in one S3 bucket through aiobotocore.
 
     The client is created lazily inside the running event loop (aiobotocore clients belong
@@ -146,6 +143,9 @@ class S3Storage(Storage):
         ``SSEKMSKeyId``, ``ACL``...); each operation gets only those its API accepts.
     anon : bool
         Send unsigned requests.
+    lean : bool
+        Send the frequent requests through :class:`.wire.Wire` (SigV4 over aiohttp)
+        rather than botocore, where the configuration allows (see :meth:`_make_wire`).
     """
 
     provider = "s3"
@@ -161,6 +161,7 @@ class S3Storage(Storage):
         write_kwargs: dict[str, Any] | None = None,
         anon: bool = False,
         max_concurrency: int = 32,
+        lean: bool = True,
     ) -> None:
         super().__init__()
         self.bucket = bucket
@@ -185,6 +186,9 @@ class S3Storage(Storage):
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self._lock: asyncio.Lock | None = None
         self._write_members: dict[str, frozenset[str]] = {}
+        self.lean = lean
+        #: The lean request path, once the client exists (None: every request by botocore).
+        self.wire: Wire | None = None
 
     # -- client lifecycle -----------------------------------------------------------------
     async def _get_client(self) -> Any:
@@ -208,11 +212,86 @@ class S3Storage(Storage):
                     )
                 )
                 self._exit_stack = stack
+                if self.wire is not None:
+                    await self.wire.close()
+                self.wire = await self._make_wire(client, session) if self.lean else None
                 self._client = client
         return self._client
 
+    async def _make_wire(self, client: Any, session: AioSession) -> Wire | None:
+        """The lean path for this client's bucket, or None where the configuration asks
+        for something only botocore does (another signature version, proxies or client
+        certificates in the configuration) or botocore cannot presign a URL."""
+        config = self._config_kwargs
+        signature = config.get("signature_version")
+        if signature not in (None, "s3v4", "v4", UNSIGNED):
+            return None
+        if config.get("proxies") or config.get("client_cert"):
+            return None
+        try:
+            url = await client.generate_presigned_url(
+                "head_object", Params={"Bucket": self.bucket, "Key": "k"}
+            )
+            region = None if signature is UNSIGNED else str(client.meta.region_name)
+            if region == "aws-global":
+                region = "us-east-1"
+            target = target_from_presigned(url, region)
+        except (BotoCoreError, ValueError) as err:
+            log.info("%s: every request goes through botocore (%s)", self.url, type(err).__name__)
+            return None
+        headers: dict[str, dict[str, str]] = {}
+        model = client.meta.service_model
+        for op in WIRE_OPS:
+            members = model.operation_model(op).input_shape.members
+            headers[op] = {
+                name: str(shape.serialization["name"])
+                for name, shape in members.items()
+                if shape.serialization.get("location") in ("header", "headers")
+            }
+        verify = self._client_kwargs.get("verify")
+        ssl_context: Any = None
+        if verify is False:
+            ssl_context = False
+        elif isinstance(verify, str):
+            ssl_context = ssl.create_default_context(cafile=verify)
+        else:
+            bundle = os.environ.get("AWS_CA_BUNDLE") or session.get_config_variable("ca_bundle")
+            if bundle:
+                ssl_context = ssl.create_default_context(cafile=bundle)
+        retries = config.get("retries") or {}
+        kwargs = self._client_kwargs
+
+        async def credentials() -> Frozen | None:
+            if kwargs.get("aws_access_key_id"):
+                return Frozen(
+                    kwargs["aws_access_key_id"],
+                    kwargs.get("aws_secret_access_key") or "",
+                    kwargs.get("aws_session_token"),
+                )
+            found = await session.get_credentials()
+            if found is None:
+                return None
+            frozen = await found.get_frozen_credentials()
+            return Frozen(frozen.access_key, frozen.secret_key, frozen.token)
+
+        return Wire(
+            target,
+            credentials,
+            headers,
+            ssl_context=ssl_context,
+            max_connections=int(config.get("max_pool_connections") or 10),
+            connect_timeout=float(config.get("connect_timeout") or 10),
+            read_timeout=float(config.get("read_timeout") or 60),
+            max_attempts=int(retries.get("max_attempts") or retries.get("total_max_attempts") or 4),
+            user_agent=str(config.get("user_agent") or USER_AGENT),
+        )
+
     async def close(self) -> None:
         stack, self._exit_stack, self._client = self._exit_stack, None, None
+        wire, self.wire = self.wire, None
+        if wire is not None:
+            with contextlib.suppress(Exception):
+                await wire.close()
         if stack is not None:
             with contextlib.suppress(Exception):
                 await stack.aclose()
@@ -235,9 +314,20 @@ class S3Storage(Storage):
                 if name in allowed:
                     kwargs.setdefault(name, value)
         self.stats[_KIND.get(op, "OTHER")] += 1
-        method = getattr(client, _snake(op))
+        # A streamed GetObject stays botocore's (the lean path reads an answer whole).
+        streamed = kwargs.pop("_streamed", False)
         try:
-            return await method(Bucket=self.bucket, **kwargs)
+            wire = self.wire
+            if wire is not None and op in WIRE_OPS and not streamed:
+                try:
+                    return await wire.call(op, kwargs)
+                except Unhandled as why:
+                    if why.lasting:
+                        log.info(
+                            "%s: every request goes through botocore from now (%s)", self.url, why
+                        )
+                        self.wire = None
+            return await getattr(client, _snake(op))(Bucket=self.bucket, **kwargs)
         except ClientError as err:
             error = translate(err, op, key, kwargs, self.bucket, self.url, self.endpoint)
             if op in ("HeadObject", "HeadBucket") and type(error) is Forbidden:
@@ -249,7 +339,13 @@ class S3Storage(Storage):
                 "access_key_id/secret_access_key, or configure the AWS credential chain.",
                 path=key,
             ) from err
-        except (BotoConnectionError, BotoCoreError, OSError, asyncio.TimeoutError) as err:
+        except (
+            BotoConnectionError,
+            BotoCoreError,
+            aiohttp.ClientError,
+            OSError,
+            asyncio.TimeoutError,
+        ) as err:
             raise Unavailable(
                 f"Object storage {self.url} is unreachable ({type(err).__name__}); try again later",
                 path=key,
@@ -292,8 +388,18 @@ class S3Storage(Storage):
         # The body is read within the same time limit as the request.
         return await self._bounded(self._get(key), "GetObject", key)
 
-    async def _get(self, key: str) -> tuple[bytes, ObjectInfo]:
-        r = await self._send("GetObject", key, Key=key)
+    async def get_version(self, key: str, version_id: str) -> tuple[bytes, ObjectInfo]:
+        # With a VersionId (a query argument) the lean path hands the GetObject to botocore.
+        try:
+            return await self._bounded(self._get(key, VersionId=version_id), "GetObject", key)
+        except NotFound as err:
+            raise NotFound(f"No version {version_id} of {key}", path=key) from err
+
+    async def _get(self, key: str, **extra: str) -> tuple[bytes, ObjectInfo]:
+        r = await self._send("GetObject", key, Key=key, **extra)
+        whole = getattr(r["Body"], "whole", None)  # read already (the lean path)
+        if isinstance(whole, bytes):
+            return whole, ObjectInfo(key, len(whole), _written(r), _etag(r.get("ETag")))
         try:
             async with r["Body"] as body:
                 # In pieces: read whole, botocore checksums (CRC32) a 10 MB body in one call
@@ -308,7 +414,7 @@ class S3Storage(Storage):
         return data, info
 
     async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncGenerator[bytes, None]:
-        r = await self._call("GetObject", key, Key=key)
+        r = await self._call("GetObject", key, Key=key, _streamed=True)
         async with r["Body"] as body:
             async for chunk in body.iter_chunks(chunk_size):
                 yield chunk
@@ -491,99 +597,6 @@ class S3Storage(Storage):
             )
         return changed
 
-    # -- multipart ------------------------------------------------------------------------
-    async def multipart_begin(self, key: str, content_type: str | None = None) -> str:
-        kwargs: dict[str, Any] = {"Key": key}
-        if content_type:
-            kwargs["ContentType"] = content_type
-        r = await self._call("CreateMultipartUpload", key, **kwargs)
-        return str(r["UploadId"])
-
-    async def multipart_part(
-        self, key: str, upload_id: str, number: int, data: PartBody
-    ) -> UploadPart:
-        # A BytesIO body is read by botocore in pieces (checksum, signature) and written
-        # by aiohttp 64 KiB at a time; bytes would be joined to the headers and copied into
-        # the socket's buffer whole (on Python < 3.12 twice): 8 MiB parts held three times.
-        size = data.getbuffer().nbytes if isinstance(data, io.BytesIO) else len(data)
-        r = await self._call(
-            "UploadPart", key, Key=key, UploadId=upload_id, PartNumber=number, Body=data
-        )
-        return UploadPart(number, str(_etag(r.get("ETag"))), size)
-
-    async def multipart_complete(
-        self,
-        key: str,
-        upload_id: str,
-        parts: Sequence[UploadPart],
-        last: PartBody | None = None,
-    ) -> ObjectInfo | None:
-        parts = builtins.list(parts)
-        if last is not None:
-            size = last.getbuffer().nbytes if isinstance(last, io.BytesIO) else len(last)
-            if size or not parts:
-                parts.append(await self.multipart_part(key, upload_id, len(parts) + 1, last))
-        # The answer has the ETag but no time: the caller HEADs for the object's date.
-        await self._call(
-            "CompleteMultipartUpload",
-            key,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={
-                "Parts": [{"PartNumber": p.number, "ETag": f'"{p.etag}"'} for p in parts]
-            },
-        )
-        return None
-
-    async def multipart_abort(self, key: str, upload_id: str) -> None:
-        with contextlib.suppress(NotFound):
-            await self._call("AbortMultipartUpload", key, Key=key, UploadId=upload_id)
-
-    async def multipart_list(self, prefix: str) -> builtins.list[PendingUpload]:
-        found: builtins.list[PendingUpload] = []
-        markers: dict[str, str] = {}
-        seen: set[tuple[str, str]] = set()
-        while True:
-            r = await self._call(
-                "ListMultipartUploads", prefix, Prefix=prefix, MaxUploads=_UPLOADS_PAGE, **markers
-            )
-            skew = _clock_skew(r)
-            for upload in r.get("Uploads", ()):
-                key = str(upload.get("Key", ""))
-                if key.startswith(prefix) and upload.get("UploadId") and upload.get("Initiated"):
-                    initiated = utc_seconds(upload["Initiated"]) + skew
-                    found.append(PendingUpload(key, str(upload["UploadId"]), initiated))
-            if not r.get("IsTruncated"):
-                return found
-            marker = (str(r.get("NextKeyMarker") or ""), str(r.get("NextUploadIdMarker") or ""))
-            if not marker[0] or marker in seen:
-                # SeaweedFS marks a page truncated without saying where the next one starts.
-                log.info("%s listed uploads in progress without a next page marker", self.url)
-                return found
-            seen.add(marker)
-            markers = {"KeyMarker": marker[0], "UploadIdMarker": marker[1]}
-
-    async def multipart_parts(self, key: str, upload_id: str) -> StoredParts:
-        count = size = 0
-        newest: datetime | None = None
-        marker = 0
-        while True:
-            kwargs: dict[str, Any] = {"Key": key, "UploadId": upload_id, "MaxParts": _UPLOADS_PAGE}
-            if marker:
-                kwargs["PartNumberMarker"] = marker
-            r = await self._call("ListParts", key, **kwargs)
-            skew = _clock_skew(r)
-            for part in r.get("Parts", ()):
-                count += 1
-                size += int(part.get("Size") or 0)
-                if part.get("LastModified"):
-                    stored = utc_seconds(part["LastModified"]) + skew
-                    newest = stored if newest is None else max(newest, stored)
-            following = int(r.get("NextPartNumberMarker") or 0)
-            if not r.get("IsTruncated") or following <= marker:
-                return StoredParts(count, size, newest)
-            marker = following
-
     # -- set-up facts ---------------------------------------------------------------------
     async def lifecycle_rules(self) -> builtins.list[dict[str, Any]]:
         """The bucket's lifecycle rules, as S3 lists them (``[]`` when it has none); for
@@ -623,7 +636,6 @@ class S3Storage(Storage):
             raise Unavailable(f"Bucket {self.bucket!r} does not exist") from err
 
 
-#: botocore's credential ``method`` names, in words.
 def _info(obj: dict[str, Any]) -> ObjectInfo:
     modified = utc_seconds(obj["LastModified"])
     return ObjectInfo(obj["Key"], int(obj.get("Size", 0)), modified, _etag(obj.get("ETag")))
@@ -648,21 +660,6 @@ def _prepared_session(given: AioSession | None) -> AioSession:
     use_fast_parsing(session)
     session.warm_up_loader_caches("s3")
     return session
-
-
-def _clock_skew(response: dict[str, Any]) -> timedelta:
-    """This machine's clock minus the store's, from the ``Date`` of its answer (zero when it
-    has none): added to the store's times, it puts them on this machine's clock."""
-    raw = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-    try:
-        theirs = parsedate_to_datetime(raw) if raw else None
-    except (TypeError, ValueError):
-        theirs = None
-    if theirs is None or theirs.tzinfo is None:
-        return timedelta(0)
-    skew = datetime.now(timezone.utc).replace(microsecond=0) - theirs
-    # A Date is whole seconds: a difference of a second or so is its rounding, not skew.
-    return skew if abs(skew) > _CLOCK_TOLERANCE else timedelta(0)
 
 
 def _snake(op: str) -> str:

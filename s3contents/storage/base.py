@@ -27,16 +27,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol, TypeVar
 
-from ..errors import BadCredentials, Forbidden, Unavailable
+from ..errors import BadCredentials, Forbidden, NotFound, Unavailable
 
 _T = TypeVar("_T")
 
 __all__ = [
     "MTIME_KEY",
+    "VERSIONING_OFF",
     "Copied",
     "Listing",
     "LoopSlices",
     "ObjectInfo",
+    "ObjectVersion",
     "PartBody",
     "PendingUpload",
     "PutMode",
@@ -98,6 +100,27 @@ class ObjectInfo:
     #: store's own LastModified (objects written by other tools, S3 listings).
     last_modified: datetime
     etag: str | None = None
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One earlier version of an object, as a versioned bucket lists it (never a delete
+    marker)."""
+
+    key: str
+    #: The store's id of the version (S3 VersionId; GCS generation), opaque.
+    version_id: str
+    size: int
+    #: When the version was written: the store's own time, timezone-aware UTC, with the
+    #: precision the listing gives (milliseconds on S3, microseconds on GCS), not cut to
+    #: seconds (versions written within one second stay in order).
+    last_modified: datetime
+    #: The current version, which is the file itself.
+    is_latest: bool = False
+
+
+#: :meth:`Storage.versioning` of a bucket that never had versioning turned on.
+VERSIONING_OFF = "off"
 
 
 @dataclass(frozen=True)
@@ -552,6 +575,44 @@ class Storage(abc.ABC):
 
         :class:`NotFound` when the upload is gone (completed or aborted meanwhile).
         """
+
+    # -- versions (history) ---------------------------------------------------------------
+    # Stores without versioning keep the defaults: no history, and the two version
+    # operations refused, so a manager on them behaves exactly as without this section.
+
+    async def versioning(self) -> str:
+        """The bucket's versioning state: ``"enabled"``, ``"suspended"`` (earlier versions
+        kept, new writes replace the last one) or :data:`VERSIONING_OFF`. One request; the
+        caller asks once per process and keeps the answer."""
+        return VERSIONING_OFF
+
+    async def list_versions(self, key: str, limit: int) -> builtins.list[ObjectVersion]:
+        """The versions of exactly ``key`` (not of keys it is a prefix of), newest first,
+        the current one included (``is_latest``), delete markers left out: at most
+        ``limit`` of them, in one request."""
+        return []
+
+    async def get_version(self, key: str, version_id: str) -> tuple[bytes, ObjectInfo]:
+        """The bytes of version ``version_id`` of ``key`` (one request); :class:`NotFound`
+        when that version is gone."""
+        raise NotFound(f"No version {version_id} of {key}: the store keeps no versions", path=key)
+
+    async def copy_version(
+        self,
+        src: str,
+        version_id: str,
+        dst: str,
+        *,
+        mtime: datetime | None = None,
+        content_type: str | None = None,
+    ) -> Copied:
+        """Server-side copy of version ``version_id`` of ``src`` onto ``dst`` (unconditional:
+        a new version of ``dst``); :class:`NotFound` when that version is gone."""
+        raise NotFound(f"No version {version_id} of {src}: the store keeps no versions", path=src)
+
+    async def delete_version(self, key: str, version_id: str) -> None:
+        """Delete one version of ``key`` for good (no error if already gone)."""
+        raise NotFound(f"No version {version_id} of {key}: the store keeps no versions", path=key)
 
     # -- lifecycle ------------------------------------------------------------------------
     @property

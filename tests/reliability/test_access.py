@@ -429,6 +429,7 @@ def test_doctor_reports_reads_ok_and_writes_denied(
         "access": "warn",
         "uploads": "ok",  # listing incomplete uploads is a read
         "lifecycle": "warn",  # the bucket has no rule aborting them
+        "history": "ok",  # versioning off
     }, run.stdout
     assert "Write access denied by object storage (AccessDenied) for PutObject" in run.stdout
     assert f"fix: allow s3:PutObject on arn:aws:s3:::{access_bucket}/{PREFIX}/*" in run.stdout

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from s3contents.gcs import storage as gcs_module
 from s3contents.gcs.storage import GCSStorage
+from s3contents.s3 import multipart as s3_multipart
 from s3contents.s3 import storage as s3_module
 from s3contents.s3.storage import S3Storage
 from s3contents.storage.base import Storage
@@ -42,6 +43,8 @@ class Backend:
     bucket: str
     #: The adapter module whose ``_PAGE`` is the number of entries asked for per LIST.
     page_module: ClassVar[ModuleType]
+    #: The module whose ``_UPLOADS_PAGE`` sets the uploads listed a page (if it lists them).
+    uploads_module: ClassVar[ModuleType]
     #: Keys one ``delete_many`` request deletes at most.
     delete_batch: ClassVar[int]
     #: A folder whose last object was deleted is still listed (SeaweedFS's directories).
@@ -110,6 +113,7 @@ class S3Backend(Backend):
 
     server: S3Server
     page_module: ClassVar[ModuleType] = s3_module
+    uploads_module: ClassVar[ModuleType] = s3_multipart
     delete_batch = 1000
     tiny_upload_requests = {"PUT": 1, "POST": 1}
     lists_uploads = True

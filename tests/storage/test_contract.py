@@ -804,7 +804,7 @@ async def test_multipart_list_pages(
 ) -> None:
     if backend.lists_uploads:
         gap("uploads_pagination")
-        monkeypatch.setattr(backend.page_module, "_UPLOADS_PAGE", 2)
+        monkeypatch.setattr(backend.uploads_module, "_UPLOADS_PAGE", 2)
     async with opened(backend) as storage:
         keys = [f"{prefix}u{i}.bin" for i in range(5)]
         ids = {await storage.multipart_begin(key): key for key in keys}

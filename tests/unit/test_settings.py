@@ -173,6 +173,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "secret_access_key": ("env-secret-value-123", "env-secret-value-123"),
     "session_token": ("env-session-token", "env-session-token"),
     "anon": ("true", True),
+    "lean_requests": ("false", False),
     "bucket": ("env-bucket", "env-bucket"),
     "prefix": ("users/alice", "users/alice"),
     "delimiter": ("|", "|"),
