@@ -278,6 +278,8 @@ def start_jupyter(
         f"--ServerApp.root_dir={root}",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.contents_manager_class={cls}",
+        # jupytext (the test extra) wraps any contents manager where it is installed.
+        "--ServerApp.jpserver_extensions=jupyterlab_jupytext=False",
     ]
     env = dict(pkg.env)
     if pkg.backend == "local":

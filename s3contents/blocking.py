@@ -232,6 +232,10 @@ def _public_coroutine_functions(cls: type) -> dict[str, Callable[..., Any]]:
         attr = inspect.getattr_static(cls, name)
         if inspect.iscoroutinefunction(attr):
             found[name] = attr
+        elif inspect.iscoroutinefunction(getattr(attr, "async_impl", None)):
+            # A method that answers an awaitable of its own (the manager's ``exists``):
+            # its coroutine implementation, blocked on like the others.
+            found[name] = attr.async_impl
     return found
 
 

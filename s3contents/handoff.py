@@ -45,19 +45,28 @@ class _Handover:
 _NEXT: ContextVar[_Handover | None] = ContextVar("s3contents_handoff_next", default=None)
 #: Taken by the call running from the call before it.
 _TAKEN: ContextVar[_Handover | None] = ContextVar("s3contents_handoff_taken", default=None)
+#: Inside a call of the contents API (a call it makes is nested).
+_INSIDE: ContextVar[bool] = ContextVar("s3contents_handoff_inside", default=False)
 
 
 @contextlib.contextmanager
 def receiving() -> Iterator[None]:
-    """Take what the previous call handed over (or nothing), for the length of one call."""
+    """Take what the previous call handed over (or nothing), for the length of one call.
+
+    A call made inside another (``new`` saves through ``save``) that finds nothing handed
+    over keeps what its caller took: it answers the same request's question."""
     handed = _NEXT.get()
     _NEXT.set(None)
     if handed is not None and _clock() - handed.made > MAX_AGE:
         handed = None
+    if handed is None and _INSIDE.get():
+        handed = _TAKEN.get()
     token = _TAKEN.set(handed)
+    inside = _INSIDE.set(True)
     try:
         yield
     finally:
+        _INSIDE.reset(inside)
         _TAKEN.reset(token)
 
 

@@ -19,8 +19,10 @@ listing is one LIST, an open one GET, a save one PUT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any, cast
 
@@ -34,6 +36,7 @@ from .errors import (
     BadRequest,
     ContentsError,
     NotFound,
+    to_http_error,
 )
 from .folders import FolderListing
 from .hooks import run_post_save_hooks, run_pre_save_hooks
@@ -46,7 +49,8 @@ from .paths import (
     join_api,
     split_api,
 )
-from .storage.base import ObjectInfo, PutMode
+from .storage.base import ObjectInfo, PutMode, Storage
+from .syncprobe import Existence
 from .uploads import check_chunk
 
 __all__ = ["ObjectStoreContentsManager"]
@@ -58,6 +62,95 @@ _THREAD_THRESHOLD = 256 * 1024
 _THREAD_ENTRIES = 2000
 
 
+#: The paths that the running ``new`` / ``copy`` creates, each with whether its parent folder
+#: was just listed: ``save`` writes them create-only (never over an existing file).
+_CREATING: contextvars.ContextVar[dict[str, bool] | None] = contextvars.ContextVar(
+    "s3contents_creating", default=None
+)
+#: What the running ``rename`` / ``delete`` learnt from ``rename_file`` / ``delete_file``:
+#: whether each path was a folder.
+_WAS_DIR: contextvars.ContextVar[dict[str, bool] | None] = contextvars.ContextVar(
+    "s3contents_renamed", default=None
+)
+
+
+@dataclasses.dataclass
+class _Known:
+    """What the running listing or save knows of the store, for the wrapper's ``get`` it
+    calls back (jupytext types each entry of a listing, and a save's reply, through its
+    ``get``, as on local disk): files by API path, folders, and ``complete``, a folder whose
+    every entry is among them (a name in it that is neither does not exist)."""
+
+    files: dict[str, ObjectInfo]
+    dirs: set[str] = dataclasses.field(default_factory=set)
+    complete: str | None = None
+
+    def _absent(self, api_path: str) -> bool:
+        return (
+            self.complete is not None
+            and api_path != self.complete
+            and split_api(api_path)[0] == self.complete
+        )
+
+    def is_file(self, api_path: str) -> bool | None:
+        if api_path in self.files:
+            return True
+        if api_path in self.dirs or api_path == self.complete or self._absent(api_path):
+            return False
+        return None
+
+    def is_dir(self, api_path: str) -> bool | None:
+        if api_path in self.dirs or api_path == self.complete:
+            return True
+        if api_path in self.files or self._absent(api_path):
+            return False
+        return None
+
+
+#: Set while the manager calls a wrapper's ``get`` back for models it has the facts of.
+_KNOWN: contextvars.ContextVar[_Known | None] = contextvars.ContextVar(
+    "s3contents_known", default=None
+)
+
+
+def _known(api_path: str, reserved: Callable[[str], bool]) -> _Known | None:
+    """What the running listing or save knows of ``api_path`` (never of reserved names)."""
+    known = _KNOWN.get()
+    if known is None or reserved(api_path):
+        return None
+    return known
+
+
+@contextlib.contextmanager
+def _name_taken() -> Iterator[None]:
+    """A create-only write lost to another client, seen through a public method (where it
+    became HTTP 409), is :class:`AlreadyExists` again: the untitled or copy name search
+    (``contents.create_unique``) moves on to the next name."""
+    try:
+        yield
+    except HTTPError as err:
+        cause: BaseException | None = err
+        for _ in range(8):  # through wrappers that re-raise it
+            if cause is None or isinstance(cause, AlreadyExists):
+                break
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, AlreadyExists):
+            raise cause from err
+        raise
+
+
+@contextlib.contextmanager
+def _creating(api_path: str, *, parent_known: bool = False) -> Iterator[None]:
+    """``save`` writes ``api_path`` create-only within this block (see :data:`_CREATING`)."""
+    current = _CREATING.get() or {}
+    known = parent_known or current.get(api_path, False)
+    token = _CREATING.set({**current, api_path: known})
+    try:
+        yield
+    finally:
+        _CREATING.reset(token)
+
+
 class ObjectStoreContentsManager(ManagerParts):
     """Jupyter contents (notebooks, files, folders, checkpoints) in an object store."""
 
@@ -67,8 +160,36 @@ class ObjectStoreContentsManager(ManagerParts):
     ) -> dict[str, Any]:
         if content and len(listing.files) + len(listing.dirs) > _THREAD_ENTRIES:
             # About 6 us an entry: a folder of 10000 would hold the loop for 60 ms.
-            return await asyncio.to_thread(self._dir_model_now, api_path, listing, content)
-        return self._dir_model_now(api_path, listing, content)
+            model = await asyncio.to_thread(self._dir_model_now, api_path, listing, content)
+        else:
+            model = self._dir_model_now(api_path, listing, content)
+        if content and self._wrapped("get"):
+            await self._entries_through_get(api_path, listing, model)
+        return model
+
+    async def _entries_through_get(
+        self, api_path: str, listing: FolderListing, model: dict[str, Any]
+    ) -> None:
+        """Each file entry of a listing as the wrapper's ``get(content=False)`` makes it
+        (jupytext: a ``.py`` notebook is a notebook), as jupyter_server's local manager
+        builds its listings. The listing answers the questions that ``get`` asks of its
+        files and folders: no request more."""
+        renamed, written = self._renamed.apply, self._written.apply
+        known = _Known(
+            files={join_api(api_path, n): renamed(written(o)) for n, o in listing.files},
+            dirs={join_api(api_path, d) for d in listing.dirs},
+            complete=api_path,
+        )
+        token = _KNOWN.set(known)
+        try:
+            entries = []
+            for entry in model["content"]:
+                if entry["type"] != "directory":
+                    entry = await self.get(entry["path"], content=False)
+                entries.append(entry)
+        finally:
+            _KNOWN.reset(token)
+        model["content"] = entries
 
     def _dir_model_now(
         self, api_path: str, listing: FolderListing, content: bool
@@ -89,6 +210,9 @@ class ObjectStoreContentsManager(ManagerParts):
     @_api
     async def dir_exists(self, path: str) -> bool:
         api_path = self._norm(path)
+        known = _known(api_path, self.keys.is_reserved)
+        if known is not None and (answer := known.is_dir(api_path)) is not None:
+            return answer
         return await self.tree.is_dir(api_path)
 
     @_api
@@ -96,6 +220,9 @@ class ObjectStoreContentsManager(ManagerParts):
         api_path = self._norm(path)
         if not api_path:
             return False
+        facts = _known(api_path, self.keys.is_reserved)
+        if facts is not None and (answer := facts.is_file(api_path)) is not None:
+            return answer
         key = self.keys.key(api_path)
         if self._uploads is not None:
             # jupyter_server's PUT handler asks before each chunk of an upload: the upload
@@ -110,12 +237,66 @@ class ObjectStoreContentsManager(ManagerParts):
             self._uploads.note_object_exists(key, info is not None)
         return info is not None
 
+    def exists(self, path: str) -> Existence:  # type: ignore[override]
+        """Whether a file or folder is at ``path``: to be awaited, as every method here.
+
+        jupytext calls it without ``await`` (jupyter_server's local manager keeps a
+        synchronous ``exists``): ``bool()`` of the answer then makes one bounded request
+        through an adapter of its own on a thread of its own (:mod:`s3contents.syncprobe`),
+        instead of a coroutine that is always true; logged once as a warning."""
+        return Existence(
+            lambda: self._exists(path), lambda: self._exists_now(path), self._warn_sync_exists
+        )
+
     @_api
-    async def exists(self, path: str) -> bool:
+    async def _exists(self, path: str) -> bool:
         api_path = self._norm(path)
         if not api_path:
             return True
+        known = _known(api_path, self.keys.is_reserved)
+        if known is not None:
+            is_file, is_dir = known.is_file(api_path), known.is_dir(api_path)
+            if is_file or is_dir:
+                return True
+            if is_file is False and is_dir is False:
+                return False
         return await self.tree.info(api_path) is not None or await self.tree.is_dir(api_path)
+
+    #: What a synchronous caller (PyPI hybridcontents, see :mod:`s3contents.blocking`) runs.
+    exists.async_impl = _exists  # type: ignore[attr-defined]
+
+    def _exists_now(self, path: str) -> bool:
+        """``exists`` for a caller that did not await, from the event loop's thread."""
+        try:
+            api_path = self._norm(path)
+            if not api_path:
+                return True
+            key, folder = self.keys.key(api_path), self.keys.dir_prefix(api_path)
+            claim = self.keys.claim_key(api_path)
+        except ContentsError as err:
+            raise to_http_error(err) from err
+
+        async def check(storage: Storage) -> bool:
+            try:
+                await storage.head(key)
+                return True
+            except NotFound:
+                return await storage.exists_any(folder, ignore=claim)
+
+        try:
+            return self.sync_probe.run(check)
+        except ContentsError as err:
+            raise to_http_error(err) from err
+
+    def _warn_sync_exists(self) -> None:
+        if not self._sync_exists_warned:
+            self._sync_exists_warned = True
+            self.log.warning(
+                "exists() was called without await (jupytext does so): answered by a "
+                "blocking request on a separate connection; see docs/jupytext.md"
+            )
+
+    _sync_exists_warned = False
 
     async def is_hidden(self, path: str) -> bool:
         try:
@@ -194,7 +375,13 @@ class ObjectStoreContentsManager(ManagerParts):
         kind = models.kind(api_path, type_)
         try:
             if not content and not require_hash:
-                found, handed = handoff.known(key)  # a rename just made it (PATCH)
+                facts = _KNOWN.get()
+                handed = facts.files.get(api_path) if facts is not None else None
+                # What the listing or save that calls a wrapper's get back knows comes
+                # first (it is newer than what the request's first call handed over).
+                found = handed is not None
+                if not found:
+                    found, handed = handoff.known(key)  # a rename just made it (PATCH)
                 info = handed if found and handed is not None else await self.storage.head(key)
                 info = self._renamed.apply(info)
                 return models.file_model(api_path, kind, info.last_modified, info.size)
@@ -245,9 +432,19 @@ class ObjectStoreContentsManager(ManagerParts):
     # -- save -----------------------------------------------------------------------------
     @_api
     async def save(self, model: dict[str, Any], path: str = "") -> dict[str, Any]:
-        """Save a model (notebook, file, folder, or one chunk of an upload)."""
+        """Save a model (notebook, file, folder, or one chunk of an upload).
+
+        ``new``, ``new_untitled`` and ``copy`` create through this method, as jupyter_server's
+        managers do, so a wrapper's ``save`` (jupytext) sees every write: while they run,
+        the path they create is written create-only (:func:`_creating`)."""
+        creating = _CREATING.get()
+        mode, parent_known = PutMode.OVERWRITE, False
+        if creating:
+            api_path = self._norm(path) if isinstance(path, str) else path
+            if api_path in creating:
+                mode, parent_known = PutMode.CREATE, creating[api_path]
         try:
-            return await self._save(model, path, PutMode.OVERWRITE)
+            return await self._save(model, path, mode, parent_known)
         except (HTTPError, ContentsError):
             raise
         except Exception as err:
@@ -314,6 +511,14 @@ class ObjectStoreContentsManager(ManagerParts):
             if etag:
                 await self._remember_hash(key, etag, data)
             saved = models.file_model(api_path, type_, now, len(data))
+            if self._wrapped("get"):
+                # As jupyter_server's local manager answers a save: its get's model (jupytext
+                # types a .py notebook as a notebook), from what the save knows.
+                token = _KNOWN.set(_Known({api_path: ObjectInfo(key, len(data), now, etag)}))
+                try:
+                    saved = dict(await self.get(api_path, content=False))
+                finally:
+                    _KNOWN.reset(token)
             if type_ == "notebook":
                 self.validate_notebook_model(model, validation_error)
                 validation_message = model.get("message")
@@ -403,7 +608,8 @@ class ObjectStoreContentsManager(ManagerParts):
         api_path = self._norm(path)
         model = dict(model or {})
         self._fill_new_model(model, api_path)
-        return await self._save(model, api_path, PutMode.CREATE)
+        with _creating(api_path):
+            return cast(dict[str, Any], await self.save(model, api_path))
 
     @staticmethod
     def _fill_new_model(model: dict[str, Any], api_path: str) -> None:
@@ -469,8 +675,8 @@ class ObjectStoreContentsManager(ManagerParts):
                 saved = models.directory_model(api_path, now)
                 self.emit(data={"action": "save", "path": api_path})
                 return saved
-            self._fill_new_model(m, api_path)
-            return await self._save(m, api_path, PutMode.CREATE, parent_known=True)
+            with _creating(api_path, parent_known=True), _name_taken():  # just listed
+                return cast(dict[str, Any], await self.new(m, api_path))
 
         return await self._create_unique(dir_path, untitled + ext, insert, create)
 
@@ -516,17 +722,40 @@ class ObjectStoreContentsManager(ManagerParts):
     async def _copy_to(self, src: str, dst: str, src_info: ObjectInfo | None) -> dict[str, Any]:
         """Copy the file (``src_info`` given) or folder ``src`` to the new name ``dst``."""
         self._check_writable(dst, "copy to")
+        if src_info is not None and self._wrapped("get", "save"):
+            # A wrapper (jupytext) reads and writes its own way, pairs included: as
+            # jupyter_server's managers copy a file, through its get and save.
+            model = dict(await self.get(src))
+            model.pop("path", None)
+            model.pop("name", None)
+            with _creating(dst, parent_known=True), _name_taken():
+                return cast(dict[str, Any], await self.save(model, dst))
         if src_info is not None:
             now = await self.tree.copy_file(src, dst)
             return models.file_model(dst, models.kind(dst), now, src_info.size)
         await self.tree.copy_dir(src, dst)
         return await self._get_dir(dst, False, "directory")
 
+    def _wrapped(self, *names: str) -> bool:
+        """Does a subclass (a wrapper such as jupytext's) override any of these methods?"""
+        cls = type(self)
+        # The blocking variant (s3contents.blocking) wraps the very same methods.
+        impls = getattr(cls, "_blocking_impls", {})
+        return any(
+            impls.get(name, getattr(cls, name)) is not getattr(ObjectStoreContentsManager, name)
+            for name in names
+        )
+
     # -- rename / delete ------------------------------------------------------------------
     @_api
     async def rename_file(self, old_path: str, new_path: str) -> None:
-        """Rename a file or folder (server-side copies, then deletion of the source)."""
-        await self._rename_file(self._norm(old_path), self._norm(new_path))
+        """Rename a file or folder (server-side copies, then deletion of the source).
+        ``rename`` renames through it, so a wrapper's ``rename_file`` (jupytext) sees it."""
+        old = self._norm(old_path)
+        was_dir = await self._rename_file(old, self._norm(new_path))
+        kinds = _WAS_DIR.get()
+        if kinds is not None:
+            kinds[old] = was_dir
 
     async def _rename_file(self, old: str, new: str) -> bool:
         """Rename; returns True when ``old`` was a folder."""
@@ -553,8 +782,12 @@ class ObjectStoreContentsManager(ManagerParts):
 
     @_api
     async def delete_file(self, path: str) -> None:
-        """Delete a file, or a folder and everything in it."""
-        await self._delete_file(self._norm(path))
+        """Delete a file, or a folder and everything in it. ``delete`` deletes through it."""
+        api_path = self._norm(path)
+        was_dir = await self._delete_file(api_path)
+        kinds = _WAS_DIR.get()
+        if kinds is not None:
+            kinds[api_path] = was_dir
 
     async def _delete_file(self, api_path: str) -> bool:
         """Delete; returns True when it was a folder."""
@@ -570,7 +803,13 @@ class ObjectStoreContentsManager(ManagerParts):
         api_path = self._norm(path)
         if not api_path:
             raise BadRequest("Can't delete root", path=api_path)
-        if not await self._delete_file(api_path):
+        kinds: dict[str, bool] = {}
+        token = _WAS_DIR.set(kinds)
+        try:
+            await self.delete_file(api_path)
+        finally:
+            _WAS_DIR.reset(token)
+        if not kinds.get(api_path, False):
             # A folder's checkpoints live inside it and went with it.
             await self.checkpoints.delete_all_checkpoints(api_path)
         self.emit(data={"action": "delete", "path": api_path})
@@ -578,7 +817,13 @@ class ObjectStoreContentsManager(ManagerParts):
     @_api
     async def rename(self, old_path: str, new_path: str) -> None:
         old, new = self._norm(old_path), self._norm(new_path)
-        was_dir = await self._rename_file(old, new)
+        kinds: dict[str, bool] = {}
+        token = _WAS_DIR.set(kinds)
+        try:
+            await self.rename_file(old, new)
+        finally:
+            _WAS_DIR.reset(token)
+        was_dir = kinds.get(old, False)
         if old != new and not was_dir:
             await self.checkpoints.rename_all_checkpoints(old, new)
         move_file_ids(self.parent, old, new, folder=was_dir)

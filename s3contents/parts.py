@@ -33,6 +33,7 @@ from .renames import FolderRenames
 from .serverhooks import attach
 from .settings import BucketSettings, apply_environment, configured_names
 from .storage.base import Storage
+from .syncprobe import SyncProbe
 from .traits import StoreTraits
 from .tree import Tree
 from .uploads import ChunkedUploads
@@ -77,6 +78,7 @@ class ManagerParts(BucketSettings):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._uploads: ChunkedUploads | None = None
         self._fs: HookFS | None = None
+        self._sync_probe: SyncProbe | None = None
         self._storage_checked = False
         self._hashes = SavedHashes()
         self._renamed = RenamedDates()
@@ -168,6 +170,21 @@ class ManagerParts(BucketSettings):
         if self._fs is None:
             self._fs = HookFS(self)
         return self._fs
+
+    @property
+    def sync_probe(self) -> SyncProbe:
+        """Storage calls for a synchronous caller on the loop's thread (jupytext's
+        un-awaited ``exists``): an adapter of its own on a thread of its own, built on first
+        use (see :mod:`s3contents.syncprobe`)."""
+        if self._sync_probe is None:
+
+            def build() -> Storage:
+                storage = self._build_storage()
+                storage.request_timeout = self.request_timeout or None
+                return storage
+
+            self._sync_probe = SyncProbe(build, self.request_timeout or None)
+        return self._sync_probe
 
     @property
     def uploads(self) -> ChunkedUploads:
@@ -305,3 +322,6 @@ class ManagerParts(BucketSettings):
             await self._uploads.abort_all()
         if self._storage is not None:
             await self._storage.close()
+        if self._sync_probe is not None:
+            probe, self._sync_probe = self._sync_probe, None
+            await asyncio.to_thread(probe.close)

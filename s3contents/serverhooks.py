@@ -63,8 +63,11 @@ STOP_TIMEOUT = 10.0
 #: sweep, at start, has built the storage clients (botocore's model of S3) by then.
 FREEZE_AGAIN_AFTER = 15.0
 
-#: Server -> the managers it runs that attached themselves.
-_by_server: weakref.WeakKeyDictionary[Any, weakref.WeakSet[Any]] = weakref.WeakKeyDictionary()
+#: Server -> the managers it runs that attached themselves, by ``id``: a manager need not be
+#: hashable (jupytext's derived class defines ``__eq__`` and so loses ``__hash__``).
+_by_server: weakref.WeakKeyDictionary[Any, weakref.WeakValueDictionary[int, Any]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def server_of(manager: Any) -> Any:
@@ -87,7 +90,7 @@ def attach(manager: Any) -> None:
     server = server_of(manager)
     if server is None:
         return
-    _by_server.setdefault(server, weakref.WeakSet()).add(manager)
+    _by_server.setdefault(server, weakref.WeakValueDictionary())[id(manager)] = manager
     _enable_extension(server)
 
 
@@ -109,7 +112,8 @@ def _enable_extension(server: Any) -> None:
 
 def managers_of(server: Any) -> list[Any]:
     """The managers run by ``server`` that attached themselves."""
-    return list(_by_server.get(server, ()))
+    attached = _by_server.get(server)
+    return list(attached.values()) if attached is not None else []
 
 
 async def close_all(managers: Iterable[Any], timeout: float = STOP_TIMEOUT) -> None:

@@ -195,6 +195,7 @@ def start_jupyter(
     collaborative: bool = False,
     settings: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
+    jupytext: bool = False,
 ) -> JupyterApp:
     """Start ``python -m jupyterlab`` (kind ``"lab"``), ``python -m notebook``
     (``"notebook"``) or a bare ``python -m jupyter_server`` (``"server"``).
@@ -211,6 +212,9 @@ def start_jupyter(
     extra, is on by default wherever it is installed, bare Jupyter Server included). Off unless
     asked for, with its own switch ``YDocExtension.disable_rtc``, so documents open as without
     it: saved by the page, with "File Changed" on a change made behind its back.
+
+    ``jupytext``: jupytext's server extension (installed with the test extra, on by default
+    wherever it is installed) wraps the contents manager; off unless asked for.
     """
     module = MODULES[kind]
     home = Path(tempfile.mkdtemp(prefix=f"s3c-{kind}-"))
@@ -258,6 +262,8 @@ def start_jupyter(
     args += [f"--S3ContentsManager.{name}={value}" for name, value in (settings or {}).items()]
     if not collaborative:
         args.append("--YDocExtension.disable_rtc=True")
+    if not jupytext:
+        args.append("--ServerApp.jpserver_extensions=jupyterlab_jupytext=False")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--allow-root")
     args += extra_args
