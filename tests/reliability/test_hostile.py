@@ -326,13 +326,23 @@ def escapes(requests: list[Seen], bucket: str, prefix: str) -> list[str]:
         if seen.bucket != bucket:
             bad.append(f"{seen.method} {seen.target}: bucket {seen.bucket!r}")
             continue
+        # The bucket itself may be asked about (HEAD: does it exist; GET ?versioning: does
+        # it keep history, read once for list_checkpoints), never written or listed.
+        if not seen.key and (
+            seen.method == "HEAD"
+            or (
+                seen.method == "GET"
+                and seen.target.partition("?")[2] in ("versioning", "versioning=")
+            )
+        ):
+            continue
         touched = seen.touched()
         if seen.copy_source is not None:
             source_bucket, _, source_key = seen.copy_source.partition("/")
             if source_bucket != bucket:
                 bad.append(f"{seen.method} {seen.target}: copies from {seen.copy_source!r}")
             touched = [t if t != seen.copy_source else source_key for t in touched]
-        if not touched and not (seen.method == "HEAD" and not seen.key):
+        if not touched:
             bad.append(f"{seen.method} {seen.target}: touches the bucket itself")
         for key in touched:
             segments = key[len(root) :].split("/")
