@@ -42,16 +42,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, unquote_plus, urlsplit
-from xml.etree import ElementTree
+from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
 from botocore.exceptions import ClientError, NoCredentialsError
 from yarl import URL
+
+from .answers import error_answer, head_answer, iso_time, listing, namespace, xml_root
 
 __all__ = ["OPS", "Frozen", "Target", "Unhandled", "Wire", "sign_v4", "target_from_presigned"]
 
@@ -96,10 +96,10 @@ _RETRY_CODES = frozenset(
     }
 )
 _RETRY_STATUS = frozenset({500, 502, 503, 504})
-#: Listing answers bigger than this are parsed in a worker thread, fed in pieces so that
-#: expat lets go of the GIL between them (about 300 keys).
+#: Listing answers bigger than this are read in a worker thread (about 300 keys).
 _OFF_LOOP_BYTES = 96 * 1024
-_FEED = 64 * 1024
+#: Bytes aiohttp reads from a connection before it waits for them to be consumed.
+_READ_BUFFER = 1 << 20
 #: Bodies bigger than this are given to aiohttp as a file (written in pieces).
 _PIECE_BODY = 256 * 1024
 
@@ -288,6 +288,8 @@ class Wire:
                 connector=connector,
                 timeout=self._timeout,
                 auto_decompress=False,
+                # Big answers (a 10 MB notebook) come in 1 MiB reads, not 64 KiB ones.
+                read_bufsize=_READ_BUFFER,
                 trust_env=False,
                 skip_auto_headers=("Content-Type",),
                 headers={"User-Agent": self._user_agent},
@@ -313,7 +315,7 @@ class Wire:
         path = self.target.path + quote(key, safe="/~")
         if op == "HeadObject":
             status, answer, body = await self._send("HEAD", url, path, "", headers, None, op)
-            return _head_answer(answer)
+            return head_answer(answer)
         if op == "GetObject":
             # Read whole (a streamed read stays botocore's); checked against the object's
             # whole-object CRC32 where the store keeps one, as botocore checks it.
@@ -324,7 +326,7 @@ class Wire:
                 crc = zlib.crc32(body) if len(body) < (1 << 20) else await _crc32(body)
                 if base64.b64encode(crc.to_bytes(4, "big")).decode() != expected:
                     raise aiohttp.ClientPayloadError(f"GetObject {key}: CRC32 mismatch")
-            got = _head_answer(answer)
+            got = head_answer(answer)
             got["Body"] = _Body(body)
             got["ContentLength"] = len(body)
             return got
@@ -349,17 +351,17 @@ class Wire:
                 copy_source += f"?versionId={source['VersionId']}"
             headers["x-amz-copy-source"] = copy_source
             status, answer, body = await self._send("PUT", url, path, "", headers, None, op)
-            root = _xml(body, op, status, answer)
-            ns = _namespace(root)
+            root = xml_root(body, op, status, answer)
+            ns = namespace(root)
             if root.tag == f"{ns}Error":  # S3 may fail a copy after its 200 has been sent
-                raise ClientError(_error_answer(body, status, answer), op)
+                raise ClientError(error_answer(body, status, answer), op)
             etag = root.findtext(f"{ns}ETag")
             modified = root.findtext(f"{ns}LastModified")
             result: dict[str, Any] = {}
             if etag is not None:
                 result["ETag"] = etag
             if modified:
-                result["LastModified"] = _iso(modified)
+                result["LastModified"] = iso_time(modified)
             return {"CopyObjectResult": result, "VersionId": answer.get("x-amz-version-id")}
         raise Unhandled(f"{op} is not sent by this path")
 
@@ -403,8 +405,8 @@ class Wire:
             "GET", f"{self.target.bucket}?{query}", self._bucket_path(), query, {}, None, "List"
         )
         if len(body) > _OFF_LOOP_BYTES:
-            return await asyncio.to_thread(_listing, body, status, answer)
-        return _listing(body, status, answer)
+            return await asyncio.to_thread(listing, body, status, answer)
+        return listing(body, status, answer)
 
     def _bucket_path(self) -> str:
         return self.target.path.rstrip("/") or "/"
@@ -440,8 +442,8 @@ class Wire:
             data,
             "DeleteObjects",
         )
-        root = _xml(body, "DeleteObjects", status, answer)
-        ns = _namespace(root)
+        root = xml_root(body, "DeleteObjects", status, answer)
+        ns = namespace(root)
         errors = [
             {
                 "Key": e.findtext(f"{ns}Key") or "",
@@ -514,7 +516,7 @@ class Wire:
             if 300 <= status < 400:
                 raise Unhandled(f"{op} answered {status}", lasting=True)
             else:
-                error = _error_answer(body, status, answer)
+                error = error_answer(body, status, answer)
             code = error["Error"].get("Code", "")
             region = answer.get("x-amz-bucket-region")
             if region and region != self.target.region and status in (301, 400):
@@ -558,128 +560,3 @@ async def _backoff(attempt: int) -> None:
 
 async def _crc32(data: bytes) -> int:
     return await asyncio.to_thread(zlib.crc32, data)
-
-
-def _meta(headers: Mapping[str, str]) -> dict[str, Any]:
-    return {"HTTPHeaders": {k.lower(): v for k, v in headers.items()}}
-
-
-def _error_answer(body: bytes, status: int, headers: Mapping[str, str]) -> dict[str, Any]:
-    """botocore's error dictionary of an error answer (the status as the code when the
-    answer has no body, as for a HEAD)."""
-    error: dict[str, str] = {"Code": str(status), "Message": ""}
-    if body:
-        try:
-            root = ElementTree.fromstring(body)  # noqa: S314 (the store's answer, as botocore reads it)
-        except ElementTree.ParseError:
-            pass
-        else:
-            ns = _namespace(root)
-            error["Code"] = root.findtext(f"{ns}Code") or str(status)
-            error["Message"] = root.findtext(f"{ns}Message") or ""
-    meta = _meta(headers)
-    meta["HTTPStatusCode"] = status
-    return {"Error": error, "ResponseMetadata": meta}
-
-
-def _xml(body: bytes, op: str, status: int, headers: Mapping[str, str]) -> ElementTree.Element:
-    try:
-        return ElementTree.fromstring(body)  # noqa: S314 (as above)
-    except ElementTree.ParseError as err:
-        raise ClientError(
-            {
-                "Error": {"Code": "InternalError", "Message": f"Unreadable answer ({err})"},
-                "ResponseMetadata": {"HTTPStatusCode": 500, **_meta(headers)},
-            },
-            op,
-        ) from err
-
-
-def _namespace(root: ElementTree.Element) -> str:
-    tag = root.tag
-    return tag[: tag.index("}") + 1] if tag.startswith("{") else ""
-
-
-def _iso(text: str) -> datetime:
-    when = datetime.fromisoformat(text)
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
-def _head_answer(headers: Mapping[str, str]) -> dict[str, Any]:
-    metadata = {k[11:].lower(): v for k, v in headers.items() if k[:11].lower() == "x-amz-meta-"}
-    modified = headers.get("Last-Modified")
-    return {
-        "ContentLength": int(headers.get("Content-Length", 0)),
-        "LastModified": parsedate_to_datetime(modified) if modified else None,
-        "ETag": headers.get("ETag"),
-        "Metadata": metadata,
-        "VersionId": headers.get("x-amz-version-id"),
-        "ContentType": headers.get("Content-Type"),
-    }
-
-
-def _listing(body: bytes, status: int, headers: Mapping[str, str]) -> dict[str, Any]:
-    """A ListObjectsV2 answer (URL-encoded keys) as botocore gives it."""
-    parser = ElementTree.XMLParser()  # noqa: S314 (the store's answer, as botocore reads it)
-    for start in range(0, len(body), _FEED):
-        parser.feed(body[start : start + _FEED])
-    try:
-        root = parser.close()
-    except ElementTree.ParseError as err:
-        raise ClientError(
-            {
-                "Error": {"Code": "InternalError", "Message": f"Unreadable listing ({err})"},
-                "ResponseMetadata": {"HTTPStatusCode": 500, **_meta(headers)},
-            },
-            "ListObjectsV2",
-        ) from err
-    ns = _namespace(root)
-    if root.tag == f"{ns}Error":
-        raise ClientError(_error_answer(body, status, headers), "ListObjectsV2")
-    encoded = root.findtext(f"{ns}EncodingType") == "url"
-    contents_tag, prefixes_tag = f"{ns}Contents", f"{ns}CommonPrefixes"
-    key_tag, size_tag, modified_tag, etag_tag = (
-        f"{ns}Key",
-        f"{ns}Size",
-        f"{ns}LastModified",
-        f"{ns}ETag",
-    )
-    prefix_tag = f"{ns}Prefix"
-    fromiso = datetime.fromisoformat
-    utc = timezone.utc
-    contents: list[dict[str, Any]] = []
-    prefixes: list[dict[str, str]] = []
-    result: dict[str, Any] = {}
-    for child in root:
-        tag = child.tag
-        if tag == contents_tag:
-            obj: dict[str, Any] = {}
-            for field in child:
-                t = field.tag
-                if t == key_tag:
-                    text = field.text or ""
-                    obj["Key"] = unquote_plus(text) if encoded else text
-                elif t == size_tag:
-                    obj["Size"] = int(field.text or 0)
-                elif t == modified_tag:
-                    when = fromiso(field.text or "")
-                    obj["LastModified"] = when if when.tzinfo else when.replace(tzinfo=utc)
-                elif t == etag_tag:
-                    obj["ETag"] = field.text
-            contents.append(obj)
-        elif tag == prefixes_tag:
-            text = child.findtext(prefix_tag) or ""
-            prefixes.append({"Prefix": unquote_plus(text) if encoded else text})
-        elif tag == f"{ns}IsTruncated":
-            result["IsTruncated"] = (child.text or "").strip() == "true"
-        elif tag == f"{ns}NextContinuationToken":
-            result["NextContinuationToken"] = child.text
-        elif tag == f"{ns}KeyCount":
-            result["KeyCount"] = int(child.text or 0)
-    if contents:
-        result["Contents"] = contents
-    if prefixes:
-        result["CommonPrefixes"] = prefixes
-    result.setdefault("IsTruncated", False)
-    result["ResponseMetadata"] = {"HTTPStatusCode": status, **_meta(headers)}
-    return result

@@ -256,6 +256,110 @@ async def test_unknown_argument_goes_through_botocore(s3_server: S3Server, s3_bu
         assert storage.wire is not None
 
 
+async def test_credentials_from_the_chain(
+    s3_server: S3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No keys in the configuration: the lean path signs with what the session's chain finds
+    # (here the environment), as botocore does; a server that checks signatures accepts it.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    storage = S3Storage(
+        s3_bucket,
+        client_kwargs={
+            "endpoint_url": s3_server.endpoint_url,
+            "region_name": s3_server.region_name,
+        },
+    )
+    try:
+        await storage.put("chain", b"signed")
+        assert (await storage.get("chain"))[0] == b"signed"
+        assert storage.wire is not None
+        assert storage.wire.answered["PutObject"] == storage.wire.answered["GetObject"] == 1
+    finally:
+        await storage.close()
+
+
+async def test_wrong_secret_is_refused_on_the_lean_path(
+    s3_server: S3Server, s3_bucket: str
+) -> None:
+    from s3contents.errors import Forbidden
+
+    storage = S3Storage(
+        s3_bucket,
+        client_kwargs={
+            "endpoint_url": s3_server.endpoint_url,
+            "region_name": s3_server.region_name,
+            "aws_access_key_id": s3_server.access_key_id,
+            "aws_secret_access_key": "not-the-secret",
+        },
+    )
+    try:
+        with pytest.raises(Forbidden) as refused:
+            await storage.put("nope", b"x")
+        assert "not-the-secret" not in str(refused.value)
+        assert storage.wire is not None and storage.wire.answered["PutObject"] >= 1
+    finally:
+        await storage.close()
+
+
+def _answer(contents: str, extra: str = "") -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">\n'
+        "  <Name>b</Name><Prefix>p/</Prefix><KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys>\n"
+        f"  <EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>{extra}\n"
+        f"{contents}\n"
+        "  <NextContinuationToken>a+b/c==</NextContinuationToken>\n"
+        "</ListBucketResult>"
+    ).encode()
+
+
+LAID_OUT = [
+    # As AWS writes it (no spaces), with a checksum field between ETag and Size.
+    "<Contents><Key>p/a+b%26c.txt</Key><LastModified>2026-01-02T03:04:05.678Z</LastModified>"
+    "<ETag>&quot;e1&quot;</ETag><ChecksumAlgorithm>CRC32</ChecksumAlgorithm><Size>7</Size>"
+    "<StorageClass>STANDARD</StorageClass></Contents>",
+    # Indented, as moto writes it, with an owner and a folder.
+    "<Contents>\n    <Key>p/%C3%BC.ipynb</Key>\n"
+    "    <LastModified>2026-01-02T03:04:05Z</LastModified>\n"
+    '    <ETag>"e2"</ETag>\n    <Size>0</Size>\n    <Owner><ID>x</ID></Owner>\n</Contents>\n'
+    "<CommonPrefixes>\n  <Prefix>p/sub+dir/</Prefix>\n</CommonPrefixes>",
+]
+
+
+@pytest.mark.parametrize("contents", LAID_OUT)
+def test_fast_listing_reads_what_the_tree_reads(contents: str) -> None:
+
+    from s3contents.s3.answers import fast_listing, tree_listing
+
+    body = _answer(contents)
+    fast = fast_listing(body)
+    assert fast is not None
+    tree = tree_listing(body, 200, {})
+    del tree["ResponseMetadata"]
+    assert fast == tree
+    assert fast["IsTruncated"] is True and fast["NextContinuationToken"] == "a+b/c=="
+
+
+def test_listing_laid_out_otherwise_is_read_by_the_tree() -> None:
+    from s3contents.s3.answers import fast_listing, listing
+
+    # Size before ETag: not the schema's order; CDATA: not what the expressions read.
+    odd = [
+        "<Contents><Key>p/k</Key><LastModified>2026-01-02T03:04:05Z</LastModified>"
+        '<Size>3</Size><ETag>"e"</ETag></Contents>',
+        "<Contents><Key><![CDATA[p/k]]></Key><LastModified>2026-01-02T03:04:05Z</LastModified>"
+        '<ETag>"e"</ETag><Size>3</Size></Contents>',
+    ]
+    for contents in odd:
+        body = _answer(contents)
+        assert fast_listing(body) is None
+        (obj,) = listing(body, 200, {})["Contents"]
+        assert (obj["Key"], obj["Size"], obj["ETag"]) == ("p/k", 3, '"e"')
+
+
 async def test_get_of_a_version_goes_through_botocore(s3_server: S3Server) -> None:
     """A VersionId is a query argument the lean path has no place for: ``get_version``'s
     GetObject goes through botocore, and the lean path stays for the rest."""
