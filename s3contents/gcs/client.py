@@ -28,6 +28,7 @@ import random
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -51,6 +52,7 @@ __all__ = [
     "HTTPStatusError",
     "batch_body",
     "batch_statuses",
+    "precise_time",
     "related_body",
 ]
 
@@ -336,6 +338,20 @@ class JSONAPI:
 
 
 # -- request and answer bodies --------------------------------------------------------------
+def precise_time(text: str) -> datetime:
+    """An RFC 3339 time of the JSON API, timezone-aware UTC, its microseconds kept."""
+    # "2024-01-02T03:04:05.123456789Z": Python < 3.11 knows neither "Z" nor nanoseconds.
+    text = text.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    head, _, tz = text.partition("+")
+    if "." in head:
+        # Python 3.10 wants exactly 3 or 6 digits of fraction.
+        base, frac = head.split(".", 1)
+        head = f"{base}.{frac[:6].ljust(6, '0')}"
+    return datetime.fromisoformat(head + ("+" + tz if tz else "+00:00")).astimezone(timezone.utc)
+
+
 def related_body(metadata: dict[str, Any], data: bytes) -> tuple[str, bytes]:
     """A ``multipart/related`` upload body (metadata, then bytes): its content type and
     bytes."""

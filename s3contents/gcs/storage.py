@@ -67,11 +67,9 @@ from ..errors import (
 )
 from ..storage.base import (
     MTIME_KEY,
-    VERSIONING_OFF,
     Copied,
     Listing,
     ObjectInfo,
-    ObjectVersion,
     PartBody,
     PendingUpload,
     PutMode,
@@ -83,7 +81,15 @@ from ..storage.base import (
     parse_mtime,
     utc_seconds,
 )
-from .client import JSONAPI, HTTPStatusError, batch_body, batch_statuses, related_body
+from .client import (
+    JSONAPI,
+    HTTPStatusError,
+    batch_body,
+    batch_statuses,
+    precise_time,
+    related_body,
+)
+from .versions import GCSVersions
 
 __all__ = ["GCSStorage"]
 
@@ -113,21 +119,7 @@ class _Resumable:
 
 def _parse_rfc3339(text: str) -> datetime:
     """An RFC 3339 time of the JSON API in whole seconds (:func:`utc_seconds`)."""
-    return utc_seconds(_precise(text))
-
-
-def _precise(text: str) -> datetime:
-    """An RFC 3339 time of the JSON API, timezone-aware UTC, its microseconds kept."""
-    # "2024-01-02T03:04:05.123456789Z": Python < 3.11 knows neither "Z" nor nanoseconds.
-    text = text.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    head, _, tz = text.partition("+")
-    if "." in head:
-        # Python 3.10 wants exactly 3 or 6 digits of fraction.
-        base, frac = head.split(".", 1)
-        head = f"{base}.{frac[:6].ljust(6, '0')}"
-    return datetime.fromisoformat(head + ("+" + tz if tz else "+00:00")).astimezone(timezone.utc)
+    return utc_seconds(precise_time(text))
 
 
 def _info(obj: dict[str, Any]) -> ObjectInfo:
@@ -142,7 +134,7 @@ def _info(obj: dict[str, Any]) -> ObjectInfo:
     )
 
 
-class GCSStorage(Storage):
+class GCSStorage(GCSVersions, Storage):
     """Object storage in one GCS bucket.
 
     The gcsfs file system (credentials, endpoint) is made once; its aiohttp session belongs
@@ -661,51 +653,7 @@ class GCSStorage(Storage):
         except NotFound as err:
             raise Unavailable(f"Bucket {self.bucket!r} does not exist") from err
 
-    # -- versions (history) ---------------------------------------------------------------
-    async def versioning(self) -> str:
-        """The bucket's ``versioning.enabled``: ``enabled`` or ``off`` (GCS has no
-        suspended state: turned off, it keeps the noncurrent versions it has)."""
-        url = self._api.api_url(self._api.bucket_path, {"fields": "versioning"})
-        body = await self._json(await self._request("GET", "GET", url))
-        return "enabled" if (body.get("versioning") or {}).get("enabled") else VERSIONING_OFF
-
-    async def list_versions(self, key: str, limit: int) -> builtins.list[ObjectVersion]:
-        """One versioned list (``versions=true``) with ``prefix=key``: GCS lists a name's
-        generations oldest first, before longer names, so the newest are the last of the
-        name's run: a further page only for a file with more than a page (1000) of them."""
-        found: builtins.list[ObjectVersion] = []
-        token: str | None = None
-        while True:
-            params = {
-                "prefix": key,
-                "versions": "true",
-                "maxResults": _PAGE,
-                "pageToken": token,
-                "fields": "items(name,size,generation,timeCreated,updated,timeDeleted),"
-                "nextPageToken",
-            }
-            url = self._api.api_url(self._api.objects_path, params)
-            body = await self._json(await self._request("LIST", "GET", url, key))
-            items = body.get("items", ())
-            for item in items:
-                if item.get("name") == key and item.get("generation"):
-                    written = item.get("timeCreated") or item.get("updated")
-                    found.append(
-                        ObjectVersion(
-                            key,
-                            str(item["generation"]),
-                            int(item.get("size", 0)),
-                            _precise(written) if written else datetime.now(timezone.utc),
-                            not item.get("timeDeleted"),
-                        )
-                    )
-            token = body.get("nextPageToken")
-            if not token or not items or items[-1].get("name") != key:
-                break
-        # Generations grow with time (microseconds): newest first by generation.
-        found.sort(key=lambda v: int(v.version_id), reverse=True)
-        return found[:limit]
-
+    # -- versions (history): the rest in gcs/versions.py ---------------------------------
     async def get_version(self, key: str, version_id: str) -> tuple[bytes, ObjectInfo]:
         url = self._api.api_url(
             self._api.object_path(key), {"alt": "media", "generation": version_id}
@@ -717,31 +665,7 @@ class GCSStorage(Storage):
         data = await resp.read()
         return data, _media_info(key, resp, len(data))
 
-    async def copy_version(
-        self,
-        src: str,
-        version_id: str,
-        dst: str,
-        *,
-        mtime: datetime | None = None,
-        content_type: str | None = None,
-    ) -> Copied:
-        resource: dict[str, Any] = {}
-        if mtime is not None:
-            resource = {
-                "metadata": {MTIME_KEY: format_mtime(mtime)},
-                "contentType": content_type or "application/octet-stream",
-            }
-        params: dict[str, Any] = {"sourceGeneration": version_id}
-        try:
-            return await self._rewrite(src, dst, params, resource, create=False)
-        except NotFound as err:
-            raise NotFound(f"No version {version_id} of {src}", path=src) from err
-
-    async def delete_version(self, key: str, version_id: str) -> None:
-        url = self._api.api_url(self._api.object_path(key), {"generation": version_id})
-        await self._request("DELETE", "DELETE", url, key, ok=(404,))
-
+    # -- set-up facts ---------------------------------------------------------------------
     async def bucket_lifecycle(self) -> builtins.list[dict[str, Any]]:
         """The bucket's lifecycle rules (``lifecycle.rule``), for ``s3contents doctor``."""
         url = self._api.api_url(self._api.bucket_path, {"fields": "lifecycle"})

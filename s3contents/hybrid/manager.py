@@ -12,10 +12,16 @@ package's errors become HTTP errors at each public method (:func:`s3contents.err
 
 from __future__ import annotations
 
+import asyncio
 import os
+from pathlib import Path
 from typing import Any, cast
 
-from jupyter_server.services.contents.checkpoints import AsyncCheckpoints
+from jupyter_server.services.contents.checkpoints import (
+    AsyncCheckpoints,
+    AsyncGenericCheckpointsMixin,
+    GenericCheckpointsMixin,
+)
 from jupyter_server.services.contents.manager import AsyncContentsManager, ContentsManager
 from traitlets import Dict, Int, TraitError, Type, default, observe, validate
 
@@ -473,9 +479,15 @@ class HybridContentsManager(AsyncContentsManager):
                 await call(close)
 
 
-class HybridCheckpoints(AsyncCheckpoints):
+class HybridCheckpoints(AsyncGenericCheckpointsMixin, AsyncCheckpoints):
     """The checkpoints of a :class:`HybridContentsManager`: each call goes to the
-    checkpoints of the mount that holds the file (a mount keeps its own checkpoints)."""
+    checkpoints of the mount that holds the file (a mount keeps its own checkpoints).
+
+    Also a ``GenericCheckpointsMixin`` (its own methods take precedence), for the tools that
+    read a checkpoint's content through that interface (nbdime's checkpoint diff):
+    :meth:`get_notebook_checkpoint` and :meth:`get_file_checkpoint` ask the mount's
+    checkpoints where they have that interface (ours), else read the local file of a
+    ``FileCheckpoints`` (a local mount's)."""
 
     @property
     def hybrid(self) -> HybridContentsManager:
@@ -493,6 +505,46 @@ class HybridCheckpoints(AsyncCheckpoints):
     async def restore_checkpoint(self, contents_mgr: Any, checkpoint_id: str, path: str) -> None:
         p = self._place(path)
         await call(p.cm.checkpoints.restore_checkpoint, p.cm, checkpoint_id, p.rel)
+
+    @http_errors
+    async def get_notebook_checkpoint(
+        self, checkpoint_id: str | dict[str, Any], path: str
+    ) -> dict[str, Any]:
+        return await self._content("get_notebook_checkpoint", checkpoint_id, path)
+
+    @http_errors
+    async def get_file_checkpoint(
+        self, checkpoint_id: str | dict[str, Any], path: str
+    ) -> dict[str, Any]:
+        return await self._content("get_file_checkpoint", checkpoint_id, path)
+
+    async def _content(
+        self, method: str, checkpoint: str | dict[str, Any], path: str
+    ) -> dict[str, Any]:
+        """A checkpoint's content (given its id, or its model as nbdime passes it) from the
+        checkpoints of the mount holding ``path``."""
+        p = self._place(path)
+        checkpoint_id = (
+            str(checkpoint.get("id", "")) if isinstance(checkpoint, dict) else checkpoint
+        )
+        checkpoints = p.cm.checkpoints
+        if isinstance(checkpoints, GenericCheckpointsMixin):
+            found = await call(getattr(checkpoints, method), checkpoint_id, p.rel)
+            return cast(dict[str, Any], found)
+        locate = getattr(checkpoints, "checkpoint_path", None)  # FileCheckpoints: a local file
+        if locate is None:
+            raise BadRequest(f"The checkpoints of mount {p.name!r} give no content", path=p.full)
+        local = Path(await call(locate, checkpoint_id, p.rel))
+        try:
+            data = await asyncio.to_thread(local.read_bytes)
+        except FileNotFoundError as err:
+            raise NotFound(
+                f"Checkpoint {checkpoint_id} of {p.full} does not exist", path=p.full
+            ) from err
+        if method == "get_notebook_checkpoint":
+            return {"type": "notebook", "content": models.parse_notebook(data, p.full)}
+        content, fmt = models.decode_content(data, None, p.full)
+        return {"type": "file", "content": content, "format": fmt}
 
     @http_errors
     async def rename_checkpoint(self, checkpoint_id: str, old_path: str, new_path: str) -> None:

@@ -358,3 +358,30 @@ def test_listing_laid_out_otherwise_is_read_by_the_tree() -> None:
         assert fast_listing(body) is None
         (obj,) = listing(body, 200, {})["Contents"]
         assert (obj["Key"], obj["Size"], obj["ETag"]) == ("p/k", 3, '"e"')
+
+
+async def test_get_of_a_version_goes_through_botocore(s3_server: S3Server) -> None:
+    """A VersionId is a query argument the lean path has no place for: ``get_version``'s
+    GetObject goes through botocore, and the lean path stays for the rest."""
+    bucket = s3_server.make_bucket()
+    admin = s3_server.admin
+    admin.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    try:
+        async with opened(s3_server, bucket) as storage:
+            await storage.put("k", b"first")
+            await storage.put("k", b"second")
+            older = (await storage.list_versions("k", 5))[-1]
+            assert storage.wire is not None
+            with pytest.raises(Unhandled) as why:
+                await storage.wire.call("GetObject", {"Key": "k", "VersionId": older.version_id})
+            assert not why.value.lasting
+            storage.stats.clear()
+            data, info = await storage.get_version("k", older.version_id)
+            assert (data, info.size) == (b"first", 5)
+            assert storage.stats == {"GET": 1}
+            assert storage.wire is not None
+            assert (await storage.get("k"))[0] == b"second"
+    finally:
+        for v in admin.list_object_versions(Bucket=bucket).get("Versions", []):
+            admin.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+        admin.delete_bucket(Bucket=bucket)
