@@ -19,10 +19,8 @@ listing is one LIST, an open one GET, a save one PUT.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import dataclasses
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, cast
 
@@ -52,6 +50,13 @@ from .paths import (
 from .storage.base import ObjectInfo, PutMode, Storage
 from .syncprobe import Existence
 from .uploads import check_chunk
+from .wrapping import CREATING as _CREATING
+from .wrapping import KNOWN as _KNOWN
+from .wrapping import WAS_DIR as _WAS_DIR
+from .wrapping import Known as _Known
+from .wrapping import creating as _creating
+from .wrapping import known as _known
+from .wrapping import name_taken as _name_taken
 
 __all__ = ["ObjectStoreContentsManager"]
 
@@ -60,95 +65,6 @@ __all__ = ["ObjectStoreContentsManager"]
 _THREAD_THRESHOLD = 256 * 1024
 #: Folders listing more entries than this get their model built in a worker thread.
 _THREAD_ENTRIES = 2000
-
-
-#: The paths that the running ``new`` / ``copy`` creates, each with whether its parent folder
-#: was just listed: ``save`` writes them create-only (never over an existing file).
-_CREATING: contextvars.ContextVar[dict[str, bool] | None] = contextvars.ContextVar(
-    "s3contents_creating", default=None
-)
-#: What the running ``rename`` / ``delete`` learnt from ``rename_file`` / ``delete_file``:
-#: whether each path was a folder.
-_WAS_DIR: contextvars.ContextVar[dict[str, bool] | None] = contextvars.ContextVar(
-    "s3contents_renamed", default=None
-)
-
-
-@dataclasses.dataclass
-class _Known:
-    """What the running listing or save knows of the store, for the wrapper's ``get`` it
-    calls back (jupytext types each entry of a listing, and a save's reply, through its
-    ``get``, as on local disk): files by API path, folders, and ``complete``, a folder whose
-    every entry is among them (a name in it that is neither does not exist)."""
-
-    files: dict[str, ObjectInfo]
-    dirs: set[str] = dataclasses.field(default_factory=set)
-    complete: str | None = None
-
-    def _absent(self, api_path: str) -> bool:
-        return (
-            self.complete is not None
-            and api_path != self.complete
-            and split_api(api_path)[0] == self.complete
-        )
-
-    def is_file(self, api_path: str) -> bool | None:
-        if api_path in self.files:
-            return True
-        if api_path in self.dirs or api_path == self.complete or self._absent(api_path):
-            return False
-        return None
-
-    def is_dir(self, api_path: str) -> bool | None:
-        if api_path in self.dirs or api_path == self.complete:
-            return True
-        if api_path in self.files or self._absent(api_path):
-            return False
-        return None
-
-
-#: Set while the manager calls a wrapper's ``get`` back for models it has the facts of.
-_KNOWN: contextvars.ContextVar[_Known | None] = contextvars.ContextVar(
-    "s3contents_known", default=None
-)
-
-
-def _known(api_path: str, reserved: Callable[[str], bool]) -> _Known | None:
-    """What the running listing or save knows of ``api_path`` (never of reserved names)."""
-    known = _KNOWN.get()
-    if known is None or reserved(api_path):
-        return None
-    return known
-
-
-@contextlib.contextmanager
-def _name_taken() -> Iterator[None]:
-    """A create-only write lost to another client, seen through a public method (where it
-    became HTTP 409), is :class:`AlreadyExists` again: the untitled or copy name search
-    (``contents.create_unique``) moves on to the next name."""
-    try:
-        yield
-    except HTTPError as err:
-        cause: BaseException | None = err
-        for _ in range(8):  # through wrappers that re-raise it
-            if cause is None or isinstance(cause, AlreadyExists):
-                break
-            cause = cause.__cause__ or cause.__context__
-        if isinstance(cause, AlreadyExists):
-            raise cause from err
-        raise
-
-
-@contextlib.contextmanager
-def _creating(api_path: str, *, parent_known: bool = False) -> Iterator[None]:
-    """``save`` writes ``api_path`` create-only within this block (see :data:`_CREATING`)."""
-    current = _CREATING.get() or {}
-    known = parent_known or current.get(api_path, False)
-    token = _CREATING.set({**current, api_path: known})
-    try:
-        yield
-    finally:
-        _CREATING.reset(token)
 
 
 class ObjectStoreContentsManager(ManagerParts):
