@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from traitlets import TraitError, Unicode
 
 from .. import redact
+from ..hubnames import expand_settings
 from ..manager import ObjectStoreContentsManager
 from .storage import GCSStorage
 
@@ -107,7 +108,9 @@ class GCSContentsManager(ObjectStoreContentsManager):
         "",
         config=True,
         help="""Object name prefix inside the bucket that is the root of the Jupyter tree
-        (e.g. 'users/alice'). Default: '' (the whole bucket).
+        (e.g. 'users/alice'). Under JupyterHub, '{username}' and '{servername}' are filled
+        in, escaped to one name segment each (e.g. 'users/{username}'), also in ``bucket``.
+        Default: '' (the whole bucket).
         Environment variable: JPY_GCS_PREFIX or JPYNB_GCS_PREFIX.""",
     ).tag(env=_env("PREFIX"))
 
@@ -138,6 +141,7 @@ class GCSContentsManager(ObjectStoreContentsManager):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        expand_settings(self, os.environ)
         self.bucket = validate_gcs_bucket(self.bucket)
         # Build the adapter now so credentials that cannot be used fail at start.
         self.storage = self._build_storage()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import os
 from typing import Any
 from urllib.parse import urlparse
 
@@ -17,6 +18,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, TraitError, Unicode, validate
 
 from .. import redact
+from ..hubnames import expand_settings
 from ..manager import ObjectStoreContentsManager
 from .storage import S3Storage
 
@@ -144,7 +146,9 @@ class S3ContentsManager(ObjectStoreContentsManager):
         "",
         config=True,
         help="""Key prefix inside the bucket that is the root of the Jupyter tree
-        (e.g. 'users/alice'). Default: '' (the whole bucket).
+        (e.g. 'users/alice'). Under JupyterHub, '{username}' and '{servername}' are filled
+        in, escaped to one key segment each (e.g. 'users/{username}'), also in ``bucket``.
+        Default: '' (the whole bucket).
         Environment variable: JPY_S3_PREFIX.""",
     ).tag(env=_env("PREFIX"))
 
@@ -276,6 +280,7 @@ class S3ContentsManager(ObjectStoreContentsManager):
         super().__init__(**kwargs)
         if self.init_s3_hook is not None:
             self.init_s3_hook(self)
+        expand_settings(self, os.environ)
         self.bucket = validate_bucket(self.bucket, self.log)
         # Build the adapter now so a setting that cannot be honoured fails at start.
         self.storage = self._build_storage()
