@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.servers import S3Server, free_ports
+from tests.support.versions import delete_every_version
 
 
 def _doctor(
@@ -176,13 +177,7 @@ def test_doctor_reports_versioning_and_the_noncurrent_rule(
             "'s3contents-expire-noncurrent-versions' expires noncurrent versions under 'p/'"
         ], run.stdout
     finally:
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-            gone = [
-                {"Key": v["Key"], "VersionId": v["VersionId"]}
-                for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
-            ]
-            if gone:
-                s3.delete_objects(Bucket=bucket, Delete={"Objects": gone, "Quiet": True})
+        delete_every_version(s3, bucket)
         s3.delete_bucket(Bucket=bucket)
 
 

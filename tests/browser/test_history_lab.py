@@ -23,23 +23,12 @@ from nbformat.v4 import new_code_cell, new_notebook
 from tests.browser.browser_support import Bucket, Steps
 from tests.browser.test_jupyterlab import current_notebook, dialog, save
 from tests.support.servers import S3Server
+from tests.support.versions import delete_every_version
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 NOTEBOOK = "history.ipynb"
 DOCS_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "img" / "history-revert.png"
-
-
-def _empty_versions(s3: Any, bucket: str) -> None:
-    """Every version and delete marker deleted (the place's own teardown deletes the
-    current objects and the bucket)."""
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        gone = [
-            {"Key": v["Key"], "VersionId": v["VersionId"]}
-            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
-        ]
-        if gone:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": gone, "Quiet": True})
 
 
 def _version_sources(s3: Any, bucket: str, key: str) -> list[str]:
@@ -150,6 +139,6 @@ def test_revert_to_a_version_and_diff_it(
             assert diffs == [200], diffs
         assert page.s3c_errors == []
     finally:
-        _empty_versions(seaweedfs.admin, name)
+        delete_every_version(seaweedfs.admin, name)
         client.close()
         print(json.dumps({"artifacts": str(artifacts)}))

@@ -20,20 +20,14 @@ from s3contents.checkpoints import ObjectStoreCheckpoints, version_checkpoint_id
 from s3contents.storage.base import ObjectVersion
 from tests.manager.manager_helpers import sample_notebook
 from tests.support.servers import S3Server
+from tests.support.versions import delete_every_version
 
 PREFIX = "nb"
 
 
 def _empty_versioned(s3: Any, bucket: str) -> None:
     """Delete every version and delete marker, then the bucket."""
-    paginator = s3.get_paginator("list_object_versions")
-    for page in paginator.paginate(Bucket=bucket):
-        gone = [
-            {"Key": v["Key"], "VersionId": v["VersionId"]}
-            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
-        ]
-        if gone:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": gone, "Quiet": True})
+    delete_every_version(s3, bucket)
     s3.delete_bucket(Bucket=bucket)
 
 

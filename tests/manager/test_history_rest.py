@@ -16,6 +16,7 @@ from traitlets.config import Config
 from s3contents import S3ContentsManager
 from tests.manager.manager_helpers import sample_notebook
 from tests.support.servers import S3Server
+from tests.support.versions import delete_every_version
 
 
 @pytest.fixture
@@ -24,13 +25,7 @@ def versioned_bucket(seaweedfs: S3Server) -> Iterator[str]:
     s3 = seaweedfs.admin
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     yield bucket
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        gone = [
-            {"Key": v["Key"], "VersionId": v["VersionId"]}
-            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
-        ]
-        if gone:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": gone, "Quiet": True})
+    delete_every_version(s3, bucket)
     s3.delete_bucket(Bucket=bucket)
 
 

@@ -20,6 +20,7 @@ from traitlets.config import Config
 from s3contents import S3ContentsManager
 from tests.manager.manager_helpers import sample_notebook
 from tests.support.servers import S3Server
+from tests.support.versions import delete_every_version
 
 
 @pytest.fixture(params=["versioned", "unversioned"])
@@ -30,13 +31,7 @@ def bucket(request: pytest.FixtureRequest, seaweedfs: S3Server) -> Iterator[tupl
     if versioned:
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     yield name, versioned
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
-        gone = [
-            {"Key": v["Key"], "VersionId": v["VersionId"]}
-            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
-        ]
-        if gone:
-            s3.delete_objects(Bucket=name, Delete={"Objects": gone, "Quiet": True})
+    delete_every_version(s3, name)
     s3.delete_bucket(Bucket=name)
 
 

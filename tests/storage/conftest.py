@@ -6,6 +6,8 @@
 * ``storage`` (function): an adapter on the backend's shared bucket, closed after the test.
 * ``prefix`` (function): a key prefix of the test's own (``t/<hex>/``).
 * ``own_bucket`` (function): a new, empty bucket, removed with its objects after the test.
+* ``s3_bucket`` (function): a new bucket on each S3 server (``s3_server``), for the tests of
+  ``S3Storage`` alone.
 * ``gap`` (function): ``gap(name)`` marks the test ``xfail(strict=True)`` when the server it
   runs on has the gap ``name``, as probed by :mod:`storage.gaps` (never assumed by name).
 """
@@ -22,6 +24,7 @@ import pytest
 from s3contents.storage.base import Storage
 from tests.storage.backends import Backend, GCSBackend, S3Backend
 from tests.storage.gaps import GAPS, probe
+from tests.support.servers import S3Server
 
 #: Backend id -> (session fixture of its server, Backend class).
 BACKENDS: dict[str, tuple[str, Callable[[Any], Backend]]] = {
@@ -74,3 +77,11 @@ def gap(backend: Backend, request: pytest.FixtureRequest) -> Callable[[str], Non
             request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
 
     return mark
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> Iterator[str]:
+    """A new bucket on each S3 server in turn (``s3_server``), removed after the test."""
+    name = s3_server.make_bucket()
+    yield name
+    s3_server.remove_bucket(name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,7 +27,11 @@ def _md5(data: bytes) -> str:
 
 
 @asynccontextmanager
-async def opened(server: S3Server, bucket: str, **client: Any) -> AsyncIterator[S3Storage]:
+async def opened(
+    server: S3Server, bucket: str, *, lean: bool = True, **client: Any
+) -> AsyncIterator[S3Storage]:
+    """``S3Storage`` on ``bucket`` of ``server`` (``lean``: its lean request path), closed
+    after use; ``client``: more ``client_kwargs``."""
     client_kwargs = {
         "endpoint_url": server.endpoint_url,
         "region_name": server.region_name,
@@ -35,18 +39,11 @@ async def opened(server: S3Server, bucket: str, **client: Any) -> AsyncIterator[
         "aws_secret_access_key": server.secret_access_key,
         **client,
     }
-    storage = S3Storage(bucket, client_kwargs=client_kwargs)
+    storage = S3Storage(bucket, client_kwargs=client_kwargs, lean=lean)
     try:
         yield storage
     finally:
         await storage.close()
-
-
-@pytest.fixture
-def s3_bucket(s3_server: S3Server) -> Iterator[str]:
-    name = s3_server.make_bucket()
-    yield name
-    s3_server.remove_bucket(name)
 
 
 async def test_etags_are_md5_of_single_part_objects(s3_server: S3Server, s3_bucket: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -19,6 +19,7 @@ from s3contents.errors import AlreadyExists, Conflict, NotFound
 from s3contents.s3.storage import S3Storage
 from s3contents.s3.wire import Frozen, Target, Unhandled, Wire, sign_v4, target_from_presigned
 from s3contents.storage.base import PutMode
+from tests.storage.test_s3_storage import opened
 from tests.support.servers import S3Server
 
 pytestmark = pytest.mark.storage
@@ -77,31 +78,6 @@ def test_target_of_path_and_virtual_host_urls() -> None:
     )
     with pytest.raises(ValueError):
         target_from_presigned("https://bkt.s3.amazonaws.com/other", None)
-
-
-@asynccontextmanager
-async def opened(server: S3Server, bucket: str, *, lean: bool = True) -> AsyncIterator[S3Storage]:
-    storage = S3Storage(
-        bucket,
-        client_kwargs={
-            "endpoint_url": server.endpoint_url,
-            "region_name": server.region_name,
-            "aws_access_key_id": server.access_key_id,
-            "aws_secret_access_key": server.secret_access_key,
-        },
-        lean=lean,
-    )
-    try:
-        yield storage
-    finally:
-        await storage.close()
-
-
-@pytest.fixture
-def s3_bucket(s3_server: S3Server) -> Iterator[str]:
-    name = s3_server.make_bucket()
-    yield name
-    s3_server.remove_bucket(name)
 
 
 async def test_answers_equal_botocores(s3_server: S3Server, s3_bucket: str) -> None:
