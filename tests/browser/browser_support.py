@@ -184,8 +184,27 @@ def wait_for_kernel(page: Any, timeout: float = 90_000) -> None:
 
     A cell run while the notebook still shows "No Kernel" is dropped (JupyterLab clears its
     execution), and the indicator reads "idle" before the kernel exists: both must agree.
+
+    If the page asks which kernel to start, the default (Python 3) is chosen, as a user
+    would. Notebook 7 asks when its tree's "New > Notebook" disposed of the session it had
+    begun for the new notebook before starting it (a race of its own, seen with the local
+    manager too, more often when more lab extensions load): the new tab finds no session and
+    a notebook without a kernelspec.
     """
-    page.wait_for_function(_KERNEL_READY, timeout=timeout)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    deadline = time.monotonic() + timeout / 1000
+    select = page.locator(".jp-Dialog-content", has_text="Select Kernel")
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            page.wait_for_function(_KERNEL_READY, timeout=max(1.0, min(left, 2.0)) * 1000)
+            return
+        except PlaywrightTimeout:
+            if left <= 0:
+                raise
+        if select.count() and select.first.is_visible():
+            select.first.locator("button.jp-mod-accept").click()
 
 
 def run_first_cell(page: Any, code: str) -> str:
