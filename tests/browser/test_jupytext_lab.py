@@ -6,10 +6,16 @@ cell; it is paired with a percent script from the command palette (jupytext's co
 ``jupytext:pair-nb-with-auto:percent``, "Pair with percent script") and saved, which writes
 the ``.py`` beside the ``.ipynb``; a cell added to the ``.py`` in the bucket (boto3, behind
 the server's back) shows when the notebook is opened again (jupytext reads the inputs from
-the paired text); renaming the notebook in the file browser renames both files. Every step
-checks the page and the bucket and leaves a screenshot; ``/api/status`` is polled all along
-and must answer each time, quickly (jupytext calls the manager's ``exists`` without
-``await``: a server that froze on it would stop answering, see docs/jupytext.md).
+the paired text); renaming the notebook in the file browser renames both files, and the
+next save writes both under their new names; "New Text Notebook" (percent) from the palette
+makes a ``.py`` notebook. Every step checks the page and the bucket and leaves a screenshot;
+``/api/status`` is polled all along and must answer each time, quickly (jupytext calls the
+manager's ``exists`` without ``await`` when it renames a pair and looks for a free name: a
+server that froze on it would stop answering, see docs/jupytext.md).
+
+jupytext keeps the pairing the command set, ``ipynb,auto:percent``, in the ``.ipynb``'s
+metadata and writes the resolved ``ipynb,py:percent`` in the script's header: the same with
+jupytext over jupyter_server's local ``AsyncLargeFileManager``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ RENAMED_SCRIPT = "paired.py"
 #: jupytext's pairing command (its lab extension 1.4.6) and its label in the palette.
 PAIR_COMMAND = "jupytext:pair-nb-with-auto:percent"
 PAIR_LABEL = "Pair with percent script"
+#: jupytext's "New Text Notebook" in percent format, as the palette lists it for the Python
+#: kernel (the command's id is made from the kernel's language).
+NEW_TEXT_COMMAND = "jupytext:create-new-text-notebook-py:percent"
+NEW_TEXT_LABEL = "New Python Text Notebook with Percent Format"
 ADDED_CELL = 'print("added in the script")'
 #: Longest an ``/api/status`` may take (a frozen server never answers; the machine is shared
 #: and noisy: kernels start, Chromium renders).
@@ -173,6 +183,33 @@ def run_pair_scenario(
         )
         assert sources(bucket.notebook(RENAMED)) == ["print(6*7)  # edited", "", ADDED_CELL]
         assert not {NOTEBOOK, SCRIPT} & bucket.keys()
+        status.check()
+
+    with steps("new text notebook (percent) from the palette"):
+        # jupytext looks for a free name with an un-awaited exists(): the request froze the
+        # whole server before s3contents answered it (issue 16).
+        creates: list[int] = []
+        page.on(
+            "response",
+            lambda r: (
+                creates.append(r.status)
+                if r.request.method == "POST" and r.url.split("?")[0].endswith("/api/contents")
+                else None
+            ),
+        )
+        page.keyboard.press("Control+Shift+c")
+        palette = page.locator("#command-palette")
+        palette.locator("input").fill(NEW_TEXT_LABEL)
+        palette.locator(f'.lm-CommandPalette-item[data-command="{NEW_TEXT_COMMAND}"]').click()
+        page.locator(".lm-DockPanel .lm-TabBar-tab.jp-mod-current").get_by_text(SCRIPT).wait_for()
+        current_notebook(page).locator(".jp-Cell").first.wait_for()
+        listing_item(page, SCRIPT).wait_for()
+        assert creates == [201], creates
+        keys = bucket.wait_for(lambda keys: SCRIPT in keys, f"{SCRIPT} created")
+        assert NOTEBOOK not in keys  # a text notebook alone, not paired
+        assert "format_name: percent" in bucket.get(SCRIPT).decode()
+        types = {m["name"]: m["type"] for m in app.api("/api/contents")["content"]}
+        assert types[SCRIPT] == "notebook", types
         status.check()
 
 
