@@ -48,7 +48,7 @@ from .paths import (
     split_api,
 )
 from .storage.base import ObjectInfo, PutMode, Storage
-from .syncprobe import Existence
+from .syncprobe import Existence, TurnListings
 from .uploads import check_chunk
 from .wrapping import CREATING as _CREATING
 from .wrapping import KNOWN as _KNOWN
@@ -200,9 +200,18 @@ class ObjectStoreContentsManager(ManagerParts):
                 return await storage.exists_any(folder, ignore=claim)
 
         try:
-            return self.sync_probe.run(check)
+            listed = self._turn_listings.answer(key, self.sync_probe)
+            return listed if listed is not None else self.sync_probe.run(check)
         except ContentsError as err:
             raise to_http_error(err) from err
+
+    @property
+    def _turn_listings(self) -> TurnListings:
+        if self._turn is None:
+            self._turn = TurnListings(self.keys.delimiter)
+        return self._turn
+
+    _turn: TurnListings | None = None
 
     def _warn_sync_exists(self) -> None:
         if not self._sync_exists_warned:
