@@ -197,10 +197,10 @@ class RoleSettings:
 
     def describe(self) -> str:
         """The role and its session name, for ``doctor`` (no key)."""
-        scope = f"scoped by a session policy, refreshed {self.advisory_margin / 60:g} min "
         return (
-            f"role {self.role_arn} (session {self.session_name}, {self.duration} s, "
-            f"{scope}before expiry)"
+            f"role {self.role_arn} (session {self.session_name}, scoped by a session "
+            f"policy; credentials of {self.duration} s refreshed "
+            f"{self.advisory_margin / 60:g} min before expiry)"
         )
 
 

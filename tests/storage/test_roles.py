@@ -24,6 +24,7 @@ from aiobotocore.session import AioSession
 from dateutil.tz import tzlocal
 
 from s3contents import S3ContentsManager
+from s3contents.doctor import OK, run_checks
 from s3contents.errors import Forbidden
 from s3contents.s3.roles import session_policy
 from s3contents.s3.storage import S3Storage
@@ -301,6 +302,12 @@ async def test_doctor_names_the_role_and_no_key(
     assert identities.user_secret not in described
     assert identities.user_key not in described
     assert "from the configuration" in described
+    checks = {c.name: c for c in await run_checks(cm, "the configuration")}
+    assert checks["credentials"].status == OK
+    detail = checks["credentials"].detail
+    assert detail.startswith(f"role {identities.role_arn} (session s3contents-alice")
+    assert "assumed with access key" in detail and identities.user_key not in detail
+    assert checks["bucket"].status == OK and checks["write"].status == OK
     storage = cm.storage
     assert isinstance(storage, S3Storage)
     assert identities.user_secret not in repr(storage.role)
