@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +160,40 @@ def test_bad_role_settings_fail_at_start(settings: dict[str, Any], message: str)
 def test_bad_session_name_is_refused() -> None:
     with pytest.raises(TraitError, match="role_session_name"):
         S3ContentsManager(bucket="bkt", role_arn=ROLE, role_session_name="a b")
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "jupyterhub.md"
+
+
+def test_the_documented_policy_is_the_one_sent() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    after = text.split("The session policy s3contents sends", 1)[1]
+    block = after.split("```json\n", 1)[1].split("```", 1)[0]
+    assert json.loads(block) == json.loads(
+        session_policy("acme-notebooks", "users/alice", region="eu-west-1")
+    )
+
+
+def test_the_documented_settings_exist() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    s3_env = {
+        name
+        for trait in S3ContentsManager.class_traits().values()
+        for name in (trait.metadata.get("env") or ())
+    }
+    for var in set(re.findall(r"\bJPY_S3_[A-Z_]+", text)) - {"JPY_S3_"}:
+        assert var in s3_env, var
+    from s3contents.gcs import GCSContentsManager
+
+    gcs_env = {
+        name
+        for trait in GCSContentsManager.class_traits().values()
+        for name in (trait.metadata.get("env") or ())
+    }
+    for var in set(re.findall(r"\bJPY_GCS_[A-Z_]+", text)):
+        assert var in gcs_env, var
+    traits = S3ContentsManager.class_traits()
+    for name in re.findall(r"c\.S3ContentsManager\.(\w+)", text):
+        assert name in traits, name
+    for name in ("role_arn", "role_duration_seconds", "role_session_name", "role_external_id"):
+        assert f"`{name}`" in text and name in traits
