@@ -91,7 +91,8 @@ class S3ContentsManager(ObjectStoreContentsManager):
     Credentials: ``access_key_id``/``secret_access_key`` (and ``session_token``) when
     given; otherwise ``boto3_session`` when set (directly or by ``init_s3_hook``);
     otherwise the AWS default chain: environment, shared config/profile, web identity,
-    container and instance roles.
+    container and instance roles. With ``role_arn``, those credentials assume that role
+    for credentials scoped to the prefix (:mod:`s3contents.s3.roles`).
     """
 
     access_key_id = Unicode(
