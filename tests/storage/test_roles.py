@@ -250,10 +250,10 @@ async def test_credentials_are_refreshed_before_expiry(
         return frozen.access_key
 
     # Inside the advisory window (200 s left): one request refreshes, awaiting STS (slowed
-    # to 1 s here) while the event loop runs and other requests go on with the current
+    # to 2 s here) while the event loop runs and other requests go on with the current
     # credentials.
     recorder.ahead = timedelta(seconds=700)
-    recorder.delay = 1.0
+    recorder.delay = 2.0
     ticks = 0
     stop = asyncio.Event()
 
@@ -272,7 +272,7 @@ async def test_credentials_are_refreshed_before_expiry(
     assert (await refreshing)["content"] == "0"
     stop.set()
     await tick_task
-    assert ticks >= 30  # the loop ran all along the refresh's second
+    assert ticks >= 50  # the loop ran all along the refresh's two seconds
     assert len(recorder.requests) == 2
     assert await current_key() == recorder.keys[-1]
     recorder.delay = 0.0
