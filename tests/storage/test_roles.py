@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import secrets
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from typing import Any
 import boto3
 import pytest
 from aiobotocore.session import AioSession
+from botocore.exceptions import EndpointConnectionError
 from dateutil.tz import tzlocal
 
 from s3contents import S3ContentsManager
@@ -339,3 +341,35 @@ async def test_a_role_that_cannot_be_assumed_is_forbidden(
         assert identities.user_secret not in str(err.value)
     finally:
         await cm.close()
+
+
+async def test_a_failed_advisory_refresh_fails_no_request(
+    scoped: tuple[S3ContentsManager, STSRecorder],
+    identities: Identities,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cm, recorder = scoped
+    storage = cm.storage
+    assert isinstance(storage, S3Storage) and storage.role is not None
+    storage.role = dataclasses.replace(
+        storage.role, clock=lambda: datetime.now(tzlocal()) + recorder.ahead
+    )
+    await cm.save({"type": "file", "format": "text", "content": "x"}, "f.txt")
+    assert storage.wire is not None
+    frozen = await storage.wire._credentials()
+    assert frozen is not None
+
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+
+    recorder.session.register("before-sign.sts.AssumeRole", unreachable)
+    recorder.ahead = timedelta(seconds=700)  # advisory window: the refresh may fail
+    caplog.set_level(logging.DEBUG)
+    assert (await cm.get("f.txt"))["content"] == "x"  # with the current credentials
+    assert len(recorder.requests) == 2  # the refresh was tried
+    assert "Refreshing temporary credentials failed during advisory" in caplog.text
+    for secret in (identities.user_secret, frozen.secret_key, frozen.token):
+        assert secret and secret not in caplog.text
+    recorder.session.unregister("before-sign.sts.AssumeRole", unreachable)
+    assert (await cm.get("f.txt"))["content"] == "x"  # and the next request refreshes
+    assert len(recorder.requests) == 3
