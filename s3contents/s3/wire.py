@@ -186,7 +186,7 @@ def sign_v4(
     headers["x-amz-content-sha256"] = payload
     if creds.token:
         headers["x-amz-security-token"] = creds.token
-    signed = sorted([(k.lower(), " ".join(str(v).split())) for k, v in headers.items()])
+    signed = [(k.lower(), " ".join(str(v).split())) for k, v in headers.items()]
     signed.append(("host", host))
     signed.sort()
     names = ";".join(k for k, _ in signed)
