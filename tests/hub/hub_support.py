@@ -41,6 +41,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 import requests
 
@@ -50,6 +51,7 @@ from tests.support.servers import S3Server, spawn
 __all__ = [
     "PROXY_PACKAGE",
     "Hub",
+    "HubStartError",
     "HubUnavailable",
     "find_proxy",
     "start_hub",
@@ -62,6 +64,8 @@ PREFIX_TEMPLATE = "users/{username}"
 
 _ROOT = Path(__file__).resolve().parents[2]
 _SINGLEUSER_LOG = "singleuser.log"
+#: How Python's and Node.js's errors of a port in use end (lower case).
+_PORT_TAKEN = "address already in use"
 
 
 class HubUnavailable(RuntimeError):
@@ -199,9 +203,11 @@ class Hub:
                 **kwargs,
             )
 
-    def login(self, session: requests.Session, user: str, password: str | None = None) -> str:
-        """Log ``user`` in through ``/hub/login``'s form, as a browser does; the URL the
-        hub's redirects ended at."""
+    def login(
+        self, session: requests.Session, user: str, password: str | None = None
+    ) -> requests.Response:
+        """Log ``user`` in through ``/hub/login``'s form, as a browser does (redirects
+        followed); the last answer."""
         url = f"{self.url}/hub/login"
         page = session.get(url, timeout=60)
         page.raise_for_status()
@@ -216,19 +222,21 @@ class Hub:
             },
             timeout=60,
         )
-        return answer.url if answer.ok else f"{answer.status_code} {answer.url}"
+        return answer
 
     def user_token(self, user: str) -> str:
         """A new API token of ``user``'s own, asked of the hub's REST API by the admin."""
         answer = self.admin(
-            "POST", f"/users/{user}/tokens", json={"note": "s3contents hub test", "expires_in": 600}
+            "POST",
+            f"/users/{quote(user)}/tokens",
+            json={"note": "s3contents hub test", "expires_in": 600},
         )
         assert answer.status_code == 201, (answer.status_code, answer.text)
         token: str = answer.json()["token"]
         return token
 
     def user_model(self, user: str) -> dict[str, Any]:
-        answer = self.admin("GET", f"/users/{user}")
+        answer = self.admin("GET", f"/users/{quote(user)}")
         answer.raise_for_status()
         model: dict[str, Any] = answer.json()
         return model
@@ -322,10 +330,47 @@ def start_hub(
     proxy: str,
     timeout: float = 60.0,
     start_timeout: float = 90.0,
+    attempts: int = 3,
 ) -> Hub:
     """Start JupyterHub in ``folder`` (its database, cookie secret, config, log, and each
     user's home) with ``users`` allowed, their servers on ``bucket`` of ``s3`` under
-    ``users/{username}``; ready when the proxy answers ``/hub/health``."""
+    ``users/{username}``; ready when the proxy answers ``/hub/health``. A port picked as
+    free but taken meanwhile (the hub's or its proxy's) is tried again with new ports, in
+    a folder emptied first."""
+    users = sorted(users)
+    for attempt in range(1, attempts + 1):
+        try:
+            return _start_hub_once(
+                folder,
+                s3=s3,
+                bucket=bucket,
+                users=users,
+                proxy=proxy,
+                timeout=timeout,
+                start_timeout=start_timeout,
+            )
+        except HubStartError as err:
+            if attempt == attempts or _PORT_TAKEN not in str(err).lower():
+                raise
+            shutil.rmtree(folder, ignore_errors=True)
+    raise AssertionError("unreachable")
+
+
+class HubStartError(RuntimeError):
+    """The hub exited while starting, or was not ready in time (its log's end in the
+    message)."""
+
+
+def _start_hub_once(
+    folder: Path,
+    *,
+    s3: S3Server,
+    bucket: str,
+    users: list[str],
+    proxy: str,
+    timeout: float,
+    start_timeout: float,
+) -> Hub:
     folder.mkdir(parents=True, exist_ok=True)
     public_port, api_port, hub_port = free_ports(3)
     admin_token = secrets.token_hex(24)
@@ -350,7 +395,7 @@ def start_hub(
         "hub_url": f"http://{LOOPBACK}:{hub_port}",
         "proxy_api_url": f"http://{LOOPBACK}:{api_port}",
         "proxy": proxy,
-        "users": sorted(users),
+        "users": users,
         "ip": LOOPBACK,
         "cmd": [sys.executable, "-m", "jupyterhub.singleuser"],
         "args": singleuser_args,
@@ -395,12 +440,19 @@ def start_hub(
         deadline = time.monotonic() + timeout
         with hub.session() as session:
             while True:
-                hub.check_running()
+                if hub.process is not None and hub.process.poll() is not None:
+                    raise HubStartError(
+                        f"jupyterhub exited with code {hub.process.returncode} while "
+                        f"starting:\n{hub.log_tail()}"
+                    )
+                if _PORT_TAKEN in hub.log().lower():
+                    # The proxy does not make the hub exit when it cannot listen.
+                    raise HubStartError(f"a port was taken:\n{hub.log_tail()}")
                 with contextlib.suppress(requests.RequestException):
-                    if session.get(f"{hub.url}/hub/health", timeout=5).status_code == 200:
+                    if session.get(f"{hub.url}/hub/health", timeout=2).status_code == 200:
                         break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(
+                    raise HubStartError(
                         f"jupyterhub not ready after {timeout:.0f}s:\n{hub.log_tail()}"
                     )
                 time.sleep(0.2)

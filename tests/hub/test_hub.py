@@ -101,7 +101,9 @@ def people(hub: Hub) -> dict[str, Person]:
     people = {}
     for name in USERS:
         session = hub.session()
-        people[name] = Person(name, session, hub.login(session, name))
+        landed = hub.login(session, name)
+        assert landed.status_code == 200, (name, landed.status_code, landed.url)
+        people[name] = Person(name, session, landed.url)
     for person in people.values():
         hub.wait_ready(person.name)
         person.token = hub.user_token(person.name)
@@ -146,8 +148,10 @@ def test_login_refused(hub: Hub) -> None:
     page back (403) and no server."""
     for user, password in ((ALICE, "not-the-password"), ("mallory", None)):
         with hub.session() as session:
-            landed = hub.login(session, user, password)
-        assert landed.startswith("403 ") and urlsplit(landed[4:]).path == "/hub/login", landed
+            answer = hub.login(session, user, password)
+        assert answer.status_code == 403, (user, answer.status_code, answer.url)
+        assert urlsplit(answer.url).path == "/hub/login"
+        assert "Invalid username or password" in answer.text
     assert hub.admin("GET", "/users/mallory").status_code == 404
 
 
