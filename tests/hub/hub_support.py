@@ -14,7 +14,7 @@
   ``s3contents.S3ContentsManager`` with ``prefix = "users/{username}"`` (the template as
   written: the spawner does not fill in its ``args``; s3contents does, from
   ``JUPYTERHUB_USER``);
-* a service holding an admin token (users, servers, tokens) for the test.
+* a service holding an admin token for the test (users, their servers read, their tokens).
 
 Everything listens on loopback: the proxy's public port, its API, the hub and each user's
 server. The S3 credentials, the admin token and the password reach the hub through its
@@ -140,7 +140,7 @@ c.JupyterHub.services = [{{"name": "s3c-tests", "api_token": secret("S3C_HUB_ADM
 c.JupyterHub.load_roles = [
     {{
         "name": "s3c-tests",
-        "scopes": ["admin:users", "admin:servers", "admin:server_state", "tokens"],
+        "scopes": ["admin:users", "read:servers", "tokens"],
         "services": ["s3c-tests"],
     }}
 ]

@@ -208,37 +208,48 @@ def test_a_token_opens_only_its_users_server(
     people: dict[str, Person],
     saved: Mapping[str, Mapping[str, Any]],
 ) -> None:
-    """alice's token on zoë's server: 403 ``Forbidden`` for reading, writing and deleting
-    (answered by zoë's server, which asks the hub about the token); nothing of zoë's in the
-    answers, and her objects untouched. alice's logged-in browser session fares the same:
-    the hub refuses her the OAuth for zoë's server."""
-    alice, zoe = people[ALICE], people[ZOE]
-    before = _objects(seaweedfs, hub_bucket, zoe.prefix)
-    tries = [
-        ("GET", "", None),
-        ("GET", "data/readme.txt", None),
-        ("GET", "analysis.ipynb", None),
-        ("PUT", "data/readme.txt", {"type": "file", "format": "text", "content": "alice was here"}),
-        ("PUT", "intruder.txt", {"type": "file", "format": "text", "content": "alice was here"}),
-        ("PATCH", "analysis.ipynb", {"path": "stolen.ipynb"}),
-        ("DELETE", f"{ZOE}.txt", None),
-    ]
-    for method, path, body in tries:
-        answer = _contents(hub, alice, path, method, server=ZOE, body=body)
-        assert answer.status_code == 403, (method, path, answer.status_code, answer.text)
-        assert answer.json() == {"message": "Forbidden", "reason": None}
-        for secret in (f"{ZOE}'s data", f"by {ZOE}", f"only {ZOE}"):
-            assert secret not in answer.text
-    assert _objects(seaweedfs, hub_bucket, zoe.prefix) == before
-    # her own token still works there, and the listing is unchanged
-    mine = _contents(hub, zoe)
-    assert {e["name"] for e in mine.json()["content"]} == {"analysis.ipynb", "data", f"{ZOE}.txt"}
+    """One user's token on the other's server (both ways): 403 ``Forbidden`` for reading,
+    writing, renaming and deleting (answered by the owner's server, which asks the hub about
+    the token); nothing of the owner's in the answers, and her objects untouched. A logged-in
+    browser session fares the same: the hub refuses it the OAuth for the other's server."""
+    for intruder, owner in ((people[ALICE], people[ZOE]), (people[ZOE], people[ALICE])):
+        before = _objects(seaweedfs, hub_bucket, owner.prefix)
+        assert len(before) == 4
+        scribble = {"type": "file", "format": "text", "content": f"{intruder.name} was here"}
+        tries = [
+            ("GET", "", None),
+            ("GET", "data", None),
+            ("GET", "data/readme.txt", None),
+            ("GET", "analysis.ipynb", None),
+            ("PUT", "data/readme.txt", scribble),
+            ("PUT", "intruder.txt", scribble),
+            ("PATCH", "analysis.ipynb", {"path": "stolen.ipynb"}),
+            ("DELETE", f"{owner.name}.txt", None),
+        ]
+        for method, path, body in tries:
+            answer = _contents(hub, intruder, path, method, server=owner.name, body=body)
+            assert answer.status_code == 403, (method, path, answer.status_code, answer.text)
+            assert answer.json() == {"message": "Forbidden", "reason": None}
+            _assert_nothing_of(owner.name, answer.text)
+        assert _objects(seaweedfs, hub_bucket, owner.prefix) == before
+        # the owner's own token still works there, and her listing is unchanged
+        mine = _contents(hub, owner)
+        assert mine.status_code == 200
+        assert {e["name"] for e in mine.json()["content"]} == {
+            "analysis.ipynb",
+            "data",
+            f"{owner.name}.txt",
+        }
 
-    page = alice.session.get(f"{hub.url}{zoe.url}/lab", timeout=60)
-    assert page.status_code == 403, (page.status_code, page.url)
-    assert urlsplit(page.url).path == "/hub/api/oauth2/authorize"
-    for secret in (f"{ZOE}'s data", f"by {ZOE}", f"only {ZOE}"):
-        assert secret not in page.text
+        page = intruder.session.get(f"{hub.url}{owner.url}/lab", timeout=60)
+        assert page.status_code == 403, (page.status_code, page.url)
+        assert urlsplit(page.url).path == "/hub/api/oauth2/authorize"
+        _assert_nothing_of(owner.name, page.text)
+
+
+def _assert_nothing_of(owner: str, text: str) -> None:
+    for content in (f"{owner}'s data", f"by {owner}", f"only {owner}"):
+        assert content not in text
 
 
 def _objects(s3: S3Server, bucket: str, prefix: str) -> dict[str, str]:
