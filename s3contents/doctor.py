@@ -139,6 +139,9 @@ async def run_checks(cm: Any, credentials_from: str | None = None) -> list[Check
     if credentials_from:
         key = getattr(cm, "access_key_id", None)
         who, found_in = (f"access key {mask_key(key)}" if key else who), credentials_from
+        role = getattr(storage, "role", None)  # S3's role_arn: the keys only assume it
+        if role is not None and not who.startswith("role "):
+            who = f"{role.describe()}, assumed with {who}"
     credentials = Check("credentials", SKIP, "")
     checks.append(credentials)
 

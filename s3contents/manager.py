@@ -48,7 +48,7 @@ from .paths import (
     split_api,
 )
 from .storage.base import ObjectInfo, PutMode, Storage
-from .syncprobe import Existence
+from .syncprobe import Existence, TurnListings
 from .uploads import check_chunk
 from .wrapping import CREATING as _CREATING
 from .wrapping import KNOWN as _KNOWN
@@ -200,9 +200,18 @@ class ObjectStoreContentsManager(ManagerParts):
                 return await storage.exists_any(folder, ignore=claim)
 
         try:
-            return self.sync_probe.run(check)
+            listed = self._turn_listings.answer(key, self.sync_probe)
+            return listed if listed is not None else self.sync_probe.run(check)
         except ContentsError as err:
             raise to_http_error(err) from err
+
+    @property
+    def _turn_listings(self) -> TurnListings:
+        if self._turn is None:
+            self._turn = TurnListings(self.keys.delimiter)
+        return self._turn
+
+    _turn: TurnListings | None = None
 
     def _warn_sync_exists(self) -> None:
         if not self._sync_exists_warned:
@@ -778,8 +787,31 @@ class ObjectStoreContentsManager(ManagerParts):
             raise BadRequest(f"Invalid notebook: {type(err).__name__} {err}", path=path) from err
 
     async def get_kernel_path(self, path: str, model: Any = None) -> str:
-        """Kernels start in a temporary local folder: notebooks have no local directory."""
+        """Kernels start in the server's ``root_dir``: notebooks have no local folder."""
         return ""
+
+    def kernel_env(self, path: str) -> dict[str, str]:
+        """What a kernel started for the notebook (or console) at ``path`` is told of it.
+
+        ``JPY_SESSION_NAME`` (IPython's ``__session__``) is the notebook's URL in the bucket
+        (``s3://bucket/prefix/sub/nb.ipynb``; jupyter_server's own value would be a local
+        path that does not exist), ``S3CONTENTS_URL`` the URL of its folder (ending with
+        ``/``) and ``S3CONTENTS_ENDPOINT_URL`` the storage endpoint when one is set. URLs
+        are not percent-encoded, as fsspec reads them. No credential is ever added. The
+        server extension adds these to jupyter_server's environment of the kernel; a
+        subclass may return ``{}`` to keep jupyter_server's.
+        """
+        api_path = self._norm(path)
+        key = self.keys.key(api_path)
+        folder = key[: len(key) - len(key.rpartition(self.keys.delimiter)[2])]
+        env = {
+            "JPY_SESSION_NAME": f"{self.storage.url}/{key}",
+            "S3CONTENTS_URL": f"{self.storage.url}/{folder}",
+        }
+        endpoint = (getattr(self, "endpoint_url", "") or "").strip()
+        if endpoint:
+            env["S3CONTENTS_ENDPOINT_URL"] = endpoint
+        return env
 
     @_api
     async def create_checkpoint(self, path: str) -> dict[str, Any]:

@@ -181,6 +181,8 @@ class ManagerParts(BucketSettings):
             def build() -> Storage:
                 storage = self._build_storage()
                 storage.request_timeout = self.request_timeout or None
+                # Its requests are counted in /metrics too (prometheus_client is thread-safe).
+                storage.observer = StorageMeter(storage.provider, storage.bucket)
                 return storage
 
             self._sync_probe = SyncProbe(build, self.request_timeout or None)

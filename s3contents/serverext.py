@@ -6,6 +6,8 @@ off. It adds no setting. Its routes are jupyter_server's contents routes with th
 ``/api/contents`` handler (:data:`s3contents.handlers.contents_handlers`), ahead of the
 server's own. It runs
 
+* at load: kernels are told where their notebook is in the bucket
+  (:func:`~s3contents.serverhooks.tell_kernels`);
 * at start, once the event loop runs: a freeze of the objects the server loaded, for the
   garbage collector (:func:`~s3contents.serverhooks.freeze_loaded_objects`: its full
   collections otherwise hold the event loop hundreds of ms); a sweep of orphaned uploads
@@ -31,6 +33,7 @@ from .serverhooks import (
     freeze_loaded_objects,
     managers_of,
     stop_on_sigint,
+    tell_kernels,
 )
 
 __all__ = ["S3ContentsExtension"]
@@ -47,6 +50,9 @@ class S3ContentsExtension(ExtensionApp):
         # Routes added by an extension come before the server's own (tornado tries the
         # rules added last first), so these serve /api/contents.
         self.handlers.extend(contents_handlers)
+
+    def initialize_settings(self) -> None:
+        tell_kernels(self.serverapp)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         for manager in managers_of(serverapp):

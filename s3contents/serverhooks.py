@@ -18,6 +18,9 @@ calls :func:`attach`, which
   Python's default, a ``KeyboardInterrupt`` out of its event loop, and the process exits
   without any cleanup: no stop hook, no upload aborted. A second SIGINT interrupts at once.
 
+At load, the extension also makes the server's session manager tell each kernel where its
+notebook is (:func:`tell_kernels`).
+
 A SIGKILL runs nothing: the uploads it leaves are swept at the next start of a server on that
 prefix (or by a running one), once silent for longer than ``upload_timeout``.
 
@@ -50,6 +53,7 @@ __all__ = [
     "freeze_loaded_objects",
     "managers_of",
     "stop_on_sigint",
+    "tell_kernels",
 ]
 
 log = logging.getLogger(__name__)
@@ -162,3 +166,31 @@ def freeze_loaded_objects(again_after: float | None = FREEZE_AGAIN_AFTER) -> Non
     gc.freeze()
     if again_after is not None:
         asyncio.get_running_loop().call_later(again_after, freeze_loaded_objects, None)
+
+
+def tell_kernels(server: Any) -> None:
+    """Kernels started by ``server``'s session manager get its contents manager's
+    ``kernel_env(path)`` (where the notebook is in the bucket) over jupyter_server's own
+    environment, which names the notebook by a local path that does not exist.
+
+    jupyter_server has no hook for this: the session manager's ``get_kernel_env`` is wrapped
+    on that one instance (its class, maybe a configured one, is left alone). A path the
+    contents manager refuses keeps jupyter_server's environment.
+    """
+    sessions: Any = getattr(server, "session_manager", None)
+    original = getattr(sessions, "get_kernel_env", None)
+    if original is None or getattr(original, "_s3contents", False):
+        return
+
+    def get_kernel_env(path: str | None, name: Any = None) -> dict[str, str]:
+        env: dict[str, str] = original(path, name)
+        own = getattr(server.contents_manager, "kernel_env", None)
+        if path and callable(own):
+            try:
+                env.update(own(path))
+            except Exception as err:  # an HTTPError for a path it refuses, and the like
+                log.debug("No kernel environment for %r: %s", path, err)
+        return env
+
+    get_kernel_env._s3contents = True  # type: ignore[attr-defined]
+    sessions.get_kernel_env = get_kernel_env

@@ -168,19 +168,21 @@ class BucketSettings(AsyncContentsManager):
     ).tag(env="S3CONTENTS_UPLOAD_TIMEOUT")
 
     delete_to_trash = Bool(
-        True,
+        False,
         config=True,
-        help="""Object storage has no trash: when True (Jupyter's default) deleting a
-        folder deletes it with everything in it, as sending it to the trash would remove
-        it from view. When False, a folder that is not empty is refused (400) unless
-        ``always_delete_dir`` is set, as in Jupyter's local manager. Default: True.""",
+        help="""Object storage has no trash, so this is False: JupyterLab and Notebook 7
+        read it to word their delete command ("Delete", "permanently delete" when False,
+        "Move to Trash" when True), and a deletion is for good (on a versioned bucket the
+        objects' earlier versions remain, see History). When True, folders that are not
+        empty are deleted too, as before. Default: False.""",
     )
 
     always_delete_dir = Bool(
-        False,
+        True,
         config=True,
-        help="""Delete folders that are not empty even when ``delete_to_trash`` is False.
-        Default: False.""",
+        help="""Delete folders with everything in them. When False (and
+        ``delete_to_trash`` is False), deleting a folder that is not empty is refused (400),
+        as in Jupyter's local manager without a trash. Default: True.""",
     )
 
     hash_algorithm = Enum(

@@ -436,6 +436,17 @@ class HybridContentsManager(AsyncContentsManager):
             return ""
         return await place.mount.kernel_path(place.rel, model, self.root_dir)
 
+    def kernel_env(self, path: str) -> dict[str, str]:
+        """What a kernel for ``path`` is told of it: the mount's ``kernel_env`` (a bucket's
+        URLs, see :meth:`ObjectStoreContentsManager.kernel_env`); nothing for a local mount,
+        whose notebooks jupyter_server names by their local path itself."""
+        try:
+            place = self._place(path)
+        except ContentsError:
+            return {}
+        own = getattr(place.cm, "kernel_env", None)
+        return dict(own(place.rel)) if callable(own) and place.rel else {}
+
     def _file_place(self, path: Any) -> Place:
         place = self._place(path)
         if not place.rel:

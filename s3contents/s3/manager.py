@@ -15,11 +15,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from traitlets import Any as AnyTrait
-from traitlets import Bool, TraitError, Unicode, validate
+from traitlets import Bool, Int, TraitError, Unicode, default, validate
 
 from .. import redact
 from ..hubnames import expand_settings
 from ..manager import ObjectStoreContentsManager
+from .roles import RoleSettings, check_session_name, default_session_name, session_policy
 from .storage import S3Storage
 
 __all__ = ["S3ContentsManager", "validate_bucket"]
@@ -90,7 +91,8 @@ class S3ContentsManager(ObjectStoreContentsManager):
     Credentials: ``access_key_id``/``secret_access_key`` (and ``session_token``) when
     given; otherwise ``boto3_session`` when set (directly or by ``init_s3_hook``);
     otherwise the AWS default chain: environment, shared config/profile, web identity,
-    container and instance roles.
+    container and instance roles. With ``role_arn``, those credentials assume that role
+    for credentials scoped to the prefix (:mod:`s3contents.s3.roles`).
     """
 
     access_key_id = Unicode(
@@ -202,6 +204,58 @@ class S3ContentsManager(ObjectStoreContentsManager):
         only). Default: False. Environment variable: JPY_S3_SKIP_TLS_VERIFY.""",
     ).tag(env=_env("SKIP_TLS_VERIFY"))
 
+    role_arn = Unicode(
+        "",
+        config=True,
+        help="""IAM role to assume for credentials scoped to the prefix: the manager asks STS
+        AssumeRole (with the credentials configured above, or the AWS chain: a pod's IRSA or
+        EKS Pod Identity role, for instance) for credentials restricted by a session policy to
+        ``bucket/prefix/`` (and the bucket's versioning, location and lifecycle settings), and
+        refreshes them before they expire. AWS enforces the policy; S3-compatible servers
+        ignore it. See docs/jupyterhub.md. Default: '' (sign with the configured
+        credentials). Environment variable: JPY_S3_ROLE_ARN.""",
+    ).tag(env=_env("ROLE_ARN"))
+
+    role_session_name = Unicode(
+        config=True,
+        help="""Session name of the assumed role (shown in CloudTrail): 2 to 64 letters,
+        digits or +=,.@_-. Default: 's3contents-' and the JupyterHub user (else the host
+        name), other characters as '-'. Environment variable: JPY_S3_ROLE_SESSION_NAME.""",
+    ).tag(env=_env("ROLE_SESSION_NAME"), doc_default="s3contents-{user or host}")
+
+    role_duration_seconds = Int(
+        3600,
+        config=True,
+        help="""Seconds the assumed role's credentials last (900 to the role's maximum
+        session duration); they are refreshed a quarter of this (at most 15 minutes) before
+        they expire. Default: 3600. Environment variable: JPY_S3_ROLE_DURATION_SECONDS.""",
+    ).tag(env=_env("ROLE_DURATION_SECONDS"))
+
+    role_external_id = Unicode(
+        "",
+        config=True,
+        help="""External id the role's trust policy asks for (sts:ExternalId), if any; never
+        logged. Default: none. Environment variable: JPY_S3_ROLE_EXTERNAL_ID.""",
+    ).tag(env=_env("ROLE_EXTERNAL_ID"))
+
+    sts_endpoint_url = Unicode(
+        "",
+        config=True,
+        help="""STS endpoint for role_arn (e.g. a VPC endpoint). Default: botocore's STS
+        endpoint for region_name. Environment variable: JPY_S3_STS_ENDPOINT_URL.""",
+    ).tag(env=_env("STS_ENDPOINT_URL"))
+
+    @default("role_session_name")
+    def _default_role_session_name(self) -> str:
+        return default_session_name(os.environ.get("JUPYTERHUB_USER"))
+
+    @validate("role_session_name")
+    def _validate_role_session_name(self, proposal: Any) -> str:
+        try:
+            return check_session_name(str(proposal["value"]))
+        except ValueError as err:
+            raise TraitError(str(err)) from err
+
     init_s3_hook = AnyTrait(
         None,
         allow_none=True,
@@ -308,16 +362,20 @@ class S3ContentsManager(ObjectStoreContentsManager):
         if self.skip_tls_verify:
             client_kwargs["verify"] = False
         session = self._session()
+        keys: tuple[str, str, str | None] | None = None
         if self.access_key_id or self.secret_access_key:
             if not (self.access_key_id and self.secret_access_key):
                 raise TraitError(
                     "access_key_id and secret_access_key must be given together "
                     "(or neither, to use the AWS credential chain)"
                 )
-            client_kwargs["aws_access_key_id"] = self.access_key_id
-            client_kwargs["aws_secret_access_key"] = self.secret_access_key
-            if self.session_token:
-                client_kwargs["aws_session_token"] = self.session_token
+            keys = (self.access_key_id, self.secret_access_key, self.session_token or None)
+        role_arn = (self.role_arn or "").strip()
+        if keys is not None and not role_arn:
+            client_kwargs["aws_access_key_id"] = keys[0]
+            client_kwargs["aws_secret_access_key"] = keys[1]
+            if keys[2]:
+                client_kwargs["aws_session_token"] = keys[2]
 
         config_kwargs = dict(self.s3fs_config_kwargs or {})
         if self.signature_version:
@@ -330,6 +388,7 @@ class S3ContentsManager(ObjectStoreContentsManager):
             write_kwargs["SSEKMSKeyId"] = self.kms_key_id
         _check_write_kwargs(write_kwargs)
         _check_config_kwargs(config_kwargs)
+        role = self._role(role_arn, keys, client_kwargs, write_kwargs) if role_arn else None
         return S3Storage(
             self.bucket,
             session=session,
@@ -339,6 +398,49 @@ class S3ContentsManager(ObjectStoreContentsManager):
             anon=self.anon,
             max_concurrency=self.max_concurrency,
             lean=self.lean_requests,
+            role=role,
+        )
+
+    def _role(
+        self,
+        role_arn: str,
+        keys: tuple[str, str, str | None] | None,
+        client_kwargs: dict[str, Any],
+        write_kwargs: dict[str, Any],
+    ) -> RoleSettings:
+        """What to assume for ``role_arn``, with the session policy of bucket and prefix."""
+        if self.anon:
+            raise TraitError("role_arn and anon exclude each other")
+        if not 900 <= self.role_duration_seconds <= 43200:
+            raise TraitError("role_duration_seconds must be between 900 and 43200")
+        redact.protect(self.role_external_id)
+        region = self.region_name or "us-east-1"
+        root = self.delimiter.join(p for p in self.prefix.split(self.delimiter) if p)
+        try:
+            policy = session_policy(
+                self.bucket,
+                root,
+                delimiter=self.delimiter,
+                region=region,
+                acl="ACL" in write_kwargs or any(k.startswith("Grant") for k in write_kwargs),
+                tagging="Tagging" in write_kwargs,
+            )
+        except ValueError as err:
+            raise TraitError(str(err)) from err
+        endpoint = (self.sts_endpoint_url or "").strip()
+        if endpoint and not urlparse(endpoint).scheme:
+            endpoint = "https://" + endpoint
+        return RoleSettings(
+            role_arn=role_arn,
+            session_name=self.role_session_name,
+            policy=policy,
+            duration=self.role_duration_seconds,
+            external_id=self.role_external_id or None,
+            sts_endpoint_url=endpoint or None,
+            region=region,
+            probe_prefix=root + self.delimiter if root else "",
+            source_keys=keys,
+            client_kwargs={k: v for k, v in client_kwargs.items() if k == "verify"},
         )
 
     def _session(self) -> Any:

@@ -57,6 +57,7 @@ from ..storage.base import (
 from .credentials import describe_session
 from .errors import BAD_CREDENTIALS, DENIED, PRECONDITION, denied, translate
 from .multipart import S3Multipart
+from .roles import RoleSettings, role_session
 from .timestamps import use_fast_parsing
 from .versions import S3Versions
 from .wire import OPS as WIRE_OPS
@@ -146,6 +147,10 @@ class S3Storage(S3Multipart, S3Versions, Storage):
     lean : bool
         Send the frequent requests through :class:`.wire.Wire` (SigV4 over aiohttp)
         rather than botocore, where the configuration allows (see :meth:`_make_wire`).
+    role : RoleSettings, optional
+        Sign with the credentials of this role, assumed with the session's own (and
+        refreshed before they expire): see :mod:`.roles`. ``client_kwargs`` then carries
+        no keys (the configured keys, if any, are the role's ``source_keys``).
     """
 
     provider = "s3"
@@ -162,8 +167,10 @@ class S3Storage(S3Multipart, S3Versions, Storage):
         anon: bool = False,
         max_concurrency: int = 32,
         lean: bool = True,
+        role: RoleSettings | None = None,
     ) -> None:
         super().__init__()
+        self.role = role
         self.bucket = bucket
         self.url = f"s3://{bucket}"
         self._session = session
@@ -204,7 +211,11 @@ class S3Storage(S3Multipart, S3Versions, Storage):
                 # Making a client reads botocore's S3 model (JSON files of several MB, about
                 # 0.1 s of CPU): in a thread, so that the first request does not stall the
                 # loop and every request of the server waiting on it.
-                session = await asyncio.to_thread(_prepared_session, self._session)
+                session = await asyncio.to_thread(_prepared_session, self._session, self.role)
+                if self.role is not None:
+                    # One client per loop, so one set of refreshable credentials per loop
+                    # (their lock belongs to it); the first AssumeRole is made here.
+                    session = await role_session(session, self.role)
                 stack = contextlib.AsyncExitStack()
                 client = await stack.enter_async_context(
                     session.create_client(
@@ -618,10 +629,15 @@ class S3Storage(S3Multipart, S3Versions, Storage):
     async def describe_credentials(self) -> str:
         if self._config_kwargs.get("signature_version") is UNSIGNED:
             return "anonymous (unsigned requests)"
-        key = self._client_kwargs.get("aws_access_key_id")
+        source = self.role.source_keys if self.role is not None else None
+        key = source[0] if source else self._client_kwargs.get("aws_access_key_id")
         if key:
-            return f"access key {mask_key(key)} from the configuration"
-        return await describe_session(self._session or get_session())
+            described = f"access key {mask_key(key)} from the configuration"
+        else:
+            described = await describe_session(self._session or get_session())
+        if self.role is not None:
+            return f"{self.role.describe()}, assumed with {described}"
+        return described
 
     # -- bucket ---------------------------------------------------------------------------
     async def check_bucket(self) -> None:
@@ -631,7 +647,12 @@ class S3Storage(S3Multipart, S3Versions, Storage):
         first keeps a misspelt bucket name from silently starting an empty tree.
         """
         try:
-            await self._call("HeadBucket", None)
+            if self.role is not None and self.role.probe_prefix:
+                # A session policy scoped to the prefix allows no HeadBucket (it needs
+                # s3:ListBucket with no prefix); a listing under the prefix tells as much.
+                await self._call("ListObjectsV2", None, Prefix=self.role.probe_prefix, MaxKeys=1)
+            else:
+                await self._call("HeadBucket", None)
         except NotFound as err:
             raise Unavailable(f"Bucket {self.bucket!r} does not exist") from err
 
@@ -653,12 +674,15 @@ async def _infos(objects: Sequence[dict[str, Any]]) -> builtins.list[ObjectInfo]
     return [_info(o) for o in objects]
 
 
-def _prepared_session(given: AioSession | None) -> AioSession:
+def _prepared_session(given: AioSession | None, role: RoleSettings | None = None) -> AioSession:
     """The session to make the client from (``given``, else a new one with the AWS chain),
-    with botocore's S3 model loaded and the fast timestamp parser (runs in a thread)."""
+    with botocore's S3 model loaded (STS's too with a role) and the fast timestamp parser
+    (runs in a thread)."""
     session = given or get_session()
     use_fast_parsing(session)
     session.warm_up_loader_caches("s3")
+    if role is not None:
+        session.warm_up_loader_caches("sts")
     return session
 
 

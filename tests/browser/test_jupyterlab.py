@@ -30,8 +30,8 @@ FOLDER = "analysis"
 SMALL = "notes.txt"
 LARGE = "large.bin"
 LARGE_SIZE = 20 * 1024 * 1024
-#: Jupyter Server's delete_to_trash is on by default: the dialog says "Move to Trash".
-DELETE_BUTTON = re.compile("^(Delete|Move to Trash)$")
+#: Object storage has no trash: the dialog says "Delete" (delete_to_trash is False).
+DELETE_BUTTON = re.compile("^Delete$")
 
 
 # --------------------------------------------------------------------------- page helpers
@@ -230,6 +230,8 @@ def run_lab_scenario(page: Any, app: JupyterApp, bucket: Bucket, steps: Steps, t
 
     with steps("delete a file"):
         context_command(page, SMALL, "filebrowser:delete")
+        asked = dialog(page).inner_text()
+        assert "permanently delete" in asked and "trash" not in asked.lower(), asked
         dialog(page).get_by_role("button", name=DELETE_BUTTON).click()
         listing_item(page, SMALL).wait_for(state="detached")
         bucket.wait_for(lambda keys: f"{FOLDER}/{SMALL}" not in keys, "file deleted")

@@ -205,6 +205,12 @@ async def test_kernels_start_in_the_local_folder_of_the_notebook(
         {"": (LargeFileManager, {"root_dir": str(local)})}, root_dir=str(tmp_path / "elsewhere")
     )
     assert await outside.get_kernel_path("work/nb.ipynb") == ""
+    # A kernel is told where a notebook of a bucket mount is; a local one keeps its path.
+    place = f"s3://{s3_config['bucket']}/{s3_config['prefix']}/work/"
+    assert cm.kernel_env("s3/work/nb.ipynb")["JPY_SESSION_NAME"] == place + "nb.ipynb"
+    assert cm.kernel_env("s3/work/nb.ipynb")["S3CONTENTS_URL"] == place
+    assert cm.kernel_env("work/nb.ipynb") == {}
+    assert cm.kernel_env("s3") == {}
 
 
 async def test_a_failed_cross_mount_copy_or_move_leaves_nothing_behind(

@@ -323,7 +323,7 @@ async def test_delete(make_cm: Callable[..., S3ContentsManager], s3: Any) -> Non
     assert await _status(cm.delete("y.txt")) == 404
     assert await _status(cm.delete("")) == 400
 
-    strict = make_cm(prefix=cm.prefix, delete_to_trash=False)
+    strict = make_cm(prefix=cm.prefix, always_delete_dir=False)
     assert await _status(strict.delete("d")) == 400  # not empty, as FileContentsManager
     await strict.delete("d/x.txt")
     await strict.delete("d")  # empty now (only its marker)

@@ -355,6 +355,19 @@ async def test_a_missing_bucket_counts_as_failures(make_cm: Any) -> None:
     }
 
 
+async def test_the_requests_of_an_unawaited_exists_are_counted(
+    make_cm: Any, s3_config: dict[str, str]
+) -> None:
+    """jupytext's un-awaited ``exists`` is answered on a client of its own
+    (``s3contents.syncprobe``): its requests are in the same counters."""
+    cm: S3ContentsManager = make_cm()
+    await cm.save({"type": "directory"}, "d")
+    before = _registry(s3_config["bucket"])
+    assert [bool(cm.exists(f"d/Untitled{ext}")) for ext in (".ipynb", ".py", ".md")] == [False] * 3
+    delta = _registry(s3_config["bucket"]) - before
+    assert _counts(delta) == {("requests", "LIST", "ok"): 1, ("count", "LIST"): 1}
+
+
 # --------------------------------------------------------------------------- live server
 
 

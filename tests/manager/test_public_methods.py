@@ -203,6 +203,41 @@ async def test_exists_is_awaitable_and_answers_bool_truthfully(
     assert asked.value.status_code == awaited.value.status_code >= 400
 
 
+async def test_questions_asked_in_one_turn_share_one_listing(
+    make_cm: Callable[..., S3ContentsManager], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """jupytext's free-name search: ~50 un-awaited ``exists`` per candidate name, all in one
+    turn of the event loop, cost one LIST (not a HEAD and a LIST each); a name that is a
+    folder gets the exact check, and the next turn lists afresh."""
+    cm = make_cm()
+    await cm.save({"type": "directory"}, "sub")
+    await cm.save(_notebook(), "sub/Untitled.ipynb")
+    await cm.save({"type": "file", "format": "text", "content": ""}, "sub/Untitled1.py")
+    await cm.save({"type": "directory"}, "sub/Untitled.md")
+    await cm.save({"type": "file", "format": "text", "content": ""}, "sub/Untitledness.txt")
+    probe = cm.sync_probe
+    runs: list[str] = []
+    real_run = probe.run
+
+    def counted(func: Any) -> Any:
+        runs.append("run")
+        return real_run(func)
+
+    monkeypatch.setattr(probe, "run", counted)
+    extensions = [f".{n}" for n in ("ipynb", "py", "R", "jl", "md", "txt", *map(str, range(44)))]
+    names = [f"sub/Untitled{i}{ext}" for i in ("", "1", "2") for ext in extensions]
+    answers = {name: bool(cm.exists(name)) for name in names}
+    there = {name for name, yes in answers.items() if yes}
+    assert there == {"sub/Untitled.ipynb", "sub/Untitled1.py", "sub/Untitled.md"}
+    assert len(runs) == 2  # one LIST for all 150; the folder "Untitled.md" checked exactly
+    assert bool(cm.exists("sub/Untitledness.txt")) and len(runs) == 2
+    # Another folder, then the next turn: listed again, and a file saved since is seen.
+    assert not cm.exists("Untitled.ipynb") and len(runs) == 3
+    await cm.save({"type": "file", "format": "text", "content": ""}, "sub/Untitled2.py")
+    assert cm.exists("sub/Untitled2.py") and len(runs) == 4
+    assert not cm.exists("sub/Untitled2.ipynb") and len(runs) == 4
+
+
 async def test_the_blocking_variant_keeps_a_blocking_exists() -> None:
     from s3contents.blocking import blocking_variant
 

@@ -64,3 +64,54 @@ async def test_the_extension_aborts_uploads_when_the_server_stops(
     assert (await cm.get("after.txt"))["content"] == "after"
     await cm.close()
     assert _uploads(s3, cm) == []
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+async def test_kernels_are_told_where_their_notebook_is(
+    jp_serverapp: Any, s3_config: dict[str, str], setting: bool | None
+) -> None:
+    """A kernel for ``sub dir/nb 1.ipynb`` gets the notebook's URL as ``JPY_SESSION_NAME``
+    (IPython's ``__session__``), its folder's as ``S3CONTENTS_URL`` and the endpoint; the
+    kernel itself says so. Without the extension, jupyter_server's local path that does not
+    exist is left."""
+    app = jp_serverapp
+    cm = app.contents_manager
+    await cm.save({"type": "directory"}, "sub dir")
+    await cm.new(path="sub dir/nb 1.ipynb")
+    place = f"s3://{s3_config['bucket']}/{s3_config['prefix']}/sub dir/"
+    told = app.session_manager.get_kernel_env("sub dir/nb 1.ipynb", "nb 1.ipynb")
+    if setting is None:
+        assert told["JPY_SESSION_NAME"] == place + "nb 1.ipynb"
+        assert told["S3CONTENTS_URL"] == place
+        assert told["S3CONTENTS_ENDPOINT_URL"] == s3_config["endpoint_url"]
+        assert s3_config["secret_access_key"] not in "".join(told.values())
+        # Paths the manager refuses keep jupyter_server's environment.
+        assert "S3CONTENTS_URL" not in app.session_manager.get_kernel_env("../x", "x")
+    else:
+        assert told["JPY_SESSION_NAME"] == os.path.join(app.root_dir, "nb 1.ipynb")
+        assert "S3CONTENTS_URL" not in told
+        return
+
+    session = await app.session_manager.create_session(
+        path="sub dir/nb 1.ipynb", name="nb 1.ipynb", type="notebook", kernel_name="python3"
+    )
+    kernel = app.kernel_manager.get_kernel(session["kernel"]["id"])
+    client = kernel.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        printed: list[str] = []
+
+        def output(msg: dict[str, Any]) -> None:
+            if msg["msg_type"] == "stream":
+                printed.append(msg["content"]["text"])
+
+        code = "import os; print(__session__); print(os.environ['S3CONTENTS_URL'])"
+        reply = await client.execute_interactive(code, output_hook=output, timeout=60)
+        assert reply["content"]["status"] == "ok"
+        assert "".join(printed).splitlines() == [place + "nb 1.ipynb", place]
+    finally:
+        client.stop_channels()
+        await app.session_manager.delete_session(session["id"])

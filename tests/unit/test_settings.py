@@ -190,6 +190,14 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "upload_timeout": ("12.5", 12.5),
     "request_timeout": ("2.5", 2.5),
     "rename_lease": ("12", 12.0),
+    "role_arn": (
+        "arn:aws:iam::123456789012:role/notebooks",
+        "arn:aws:iam::123456789012:role/notebooks",
+    ),
+    "role_session_name": ("alice-notebooks", "alice-notebooks"),
+    "role_duration_seconds": ("1800", 1800),
+    "role_external_id": ("ext-id-123", "ext-id-123"),
+    "sts_endpoint_url": ("http://127.0.0.1:9", "http://127.0.0.1:9"),
 }
 #: Settings that are only valid in pairs.
 PARTNERS = {"access_key_id": "secret_access_key", "secret_access_key": "access_key_id"}
