@@ -5,9 +5,9 @@
 * configurable-http-proxy, the Node.js proxy from npm (``./dev`` installs it into
   ``.venv/node`` with ``npm ci``, from ``requirements/node/``; :func:`find_proxy` finds it),
   started by the hub;
-* ``SharedPasswordAuthenticator`` (the hub's own password authenticator for tests, which
-  replaced ``DummyAuthenticator.password`` in JupyterHub 5.3): the users given, one
-  password;
+* ``SharedPasswordAuthenticator``, the hub's own authenticator with one password for all
+  (``DummyAuthenticator.password`` is deprecated since JupyterHub 5.3 in its favour): the
+  users given are allowed, no other;
 * ``SimpleLocalProcessSpawner``: each user's server is ``jupyterhub-singleuser`` (JupyterLab)
   run as this user (no system accounts), its home a folder of its own under the hub's,
   its output in ``<home>/singleuser.log``, its contents in the bucket through
@@ -18,7 +18,7 @@
 
 Everything listens on loopback: the proxy's public port, its API, the hub and each user's
 server. The S3 credentials, the admin token and the password reach the hub through its
-environment only (its config file reads them from there; nothing secret on disk or on a
+environment only (its config file reads them from there: none of them on disk or on a
 command line), and the single-user servers get the S3 credentials through the spawner's
 ``environment`` (``JPY_S3_*``, the names the README documents).
 
