@@ -11,9 +11,11 @@
 * ``SimpleLocalProcessSpawner``: each user's server is ``jupyterhub-singleuser`` (JupyterLab)
   run as this user (no system accounts), its home a folder of its own under the hub's,
   its output in ``<home>/singleuser.log``, its contents in the bucket through
-  ``s3contents.S3ContentsManager`` with ``prefix = "users/{username}"`` (the template as
-  written: the spawner does not fill in its ``args``; s3contents does, from
-  ``JUPYTERHUB_USER``);
+  ``s3contents.S3ContentsManager`` configured as docs/jupyterhub.md configures it on Zero to
+  JupyterHub: the settings in the spawner's ``environment`` (``JPY_S3_BUCKET``,
+  ``JPY_S3_PREFIX = "users/{username}"``..., the template as written: the spawner does not
+  fill in its ``environment``; s3contents does, from ``JUPYTERHUB_USER``), the contents
+  manager class in a ``jupyter_server_config.py`` of a Jupyter config folder;
 * a service holding an admin token for the test (users, their servers read, their tokens).
 
 Everything listens on loopback: the proxy's public port, its API, the hub and each user's
@@ -61,6 +63,14 @@ __all__ = [
 PROXY_PACKAGE = "configurable-http-proxy"
 #: The prefix each user's server is configured with, as a hub's operator writes it.
 PREFIX_TEMPLATE = "users/{username}"
+
+#: The single-user servers' ``jupyter_server_config.py``, as docs/jupyterhub.md's Helm values
+#: put it in ``/usr/local/etc/jupyter/``; the S3 settings come from the environment.
+SERVER_CONFIG = """\
+from s3contents import S3ContentsManager
+
+c.ServerApp.contents_manager_class = S3ContentsManager
+"""
 
 _ROOT = Path(__file__).resolve().parents[2]
 _SINGLEUSER_LOG = "singleuser.log"
@@ -375,20 +385,19 @@ def _start_hub_once(
     public_port, api_port, hub_port = free_ports(3)
     admin_token = secrets.token_hex(24)
     password = secrets.token_urlsafe(18)
+    # What the test environment needs besides docs/jupyterhub.md's set-up, as
+    # tests/support/jupyter_procs.py starts JupyterLab: real-time collaboration and jupytext
+    # (both installed with the test extra, on by default) off.
     singleuser_args = [
-        "--ServerApp.contents_manager_class=s3contents.S3ContentsManager",
-        f"--S3ContentsManager.endpoint_url={s3.endpoint_url}",
-        f"--S3ContentsManager.region_name={s3.region_name}",
-        f"--S3ContentsManager.bucket={bucket}",
-        f"--S3ContentsManager.prefix={PREFIX_TEMPLATE}",
-        # As tests/support/jupyter_procs.py starts JupyterLab: real-time collaboration and
-        # jupytext (both installed with the test extra, on by default) off.
         "--YDocExtension.disable_rtc=True",
         "--ServerApp.jpserver_extensions=jupyterlab_jupytext=False",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         # SimpleLocalProcessSpawner runs the servers as the hub's user: root in CI.
         singleuser_args.append("--allow-root")
+    server_config = folder / "etc-jupyter" / "jupyter_server_config.py"
+    server_config.parent.mkdir(parents=True, exist_ok=True)
+    server_config.write_text(SERVER_CONFIG)
     settings = {
         "folder": str(folder),
         "public_url": f"http://{LOOPBACK}:{public_port}/",
@@ -401,6 +410,14 @@ def _start_hub_once(
         "args": singleuser_args,
         "start_timeout": int(start_timeout),
         "environment": {
+            # docs/jupyterhub.md's singleuser.extraEnv (Zero to JupyterHub gives it to the
+            # spawner's environment as this does), for SeaweedFS
+            "JPY_S3_BUCKET": bucket,
+            "JPY_S3_ENDPOINT_URL": s3.endpoint_url,
+            "JPY_S3_REGION_NAME": s3.region_name,
+            "JPY_S3_PREFIX": PREFIX_TEMPLATE,
+            # and its extraFiles: a Jupyter config folder with SERVER_CONFIG in it
+            "JUPYTER_CONFIG_PATH": str(server_config.parent),
             "JUPYTER_PLATFORM_DIRS": "1",
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_CONFIG_FILE": os.devnull,

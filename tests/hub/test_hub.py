@@ -4,7 +4,9 @@ JupyterHub 6 with its Node.js proxy (configurable-http-proxy from npm), a passwo
 authenticator and a local process spawner; two users, ``alice`` and ``zoë.smith`` (a name
 s3contents writes ``zo%C3%AB%2Esmith`` in keys), each logging in through ``/hub/login``'s
 form and getting JupyterLab (``jupyterhub-singleuser``) on ``S3ContentsManager`` with
-``prefix = "users/{username}"`` in one bucket on SeaweedFS. Everything goes through the
+``prefix = "users/{username}"`` in one bucket on SeaweedFS, configured as docs/jupyterhub.md
+configures Zero to JupyterHub (``JPY_S3_*`` in the spawner's environment, the contents
+manager class in a ``jupyter_server_config.py``). Everything goes through the
 proxy's public URL, as a browser's or a script's requests do; the bucket is read with boto3.
 One hub serves the module (starting it and both servers takes most of its time).
 """
