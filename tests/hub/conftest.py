@@ -4,7 +4,7 @@
   Node.js) the tests fail when ``CI`` is set, and are skipped with the reason otherwise (as
   the browser tests do without Chromium); ``./dev`` installs it.
 * ``hub_bucket`` (module): a bucket of the module's own on SeaweedFS, removed after.
-* ``hub`` (module): JupyterHub (:func:`tests.hub.hub_support.start_hub`) with ``USERS``
+* ``hub`` (module): JupyterHub (:func:`tests.hub.hub_support.start_hub`) with ``hub_support.USERS``
   allowed, stopped by PID after the module.
 """
 
@@ -16,12 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.hub.hub_support import Hub, HubUnavailable, find_proxy, start_hub
+from tests.hub.hub_support import USERS, Hub, HubUnavailable, find_proxy, start_hub
 from tests.support.servers import S3Server
-
-#: The hub's users: one name as most are, one that s3contents must escape in a key
-#: (a letter outside ASCII, and a dot).
-USERS = ("alice", "zoë.smith")
 
 
 def _in_ci() -> bool:

@@ -51,7 +51,10 @@ from s3contents.embedded import LOOPBACK, free_ports, stop_process
 from tests.support.servers import S3Server, spawn
 
 __all__ = [
+    "PREFIX_TEMPLATE",
     "PROXY_PACKAGE",
+    "SERVER_CONFIG",
+    "USERS",
     "Hub",
     "HubStartError",
     "HubUnavailable",
@@ -61,6 +64,9 @@ __all__ = [
 
 #: The npm package the tests run as the hub's proxy (pinned in requirements/node/).
 PROXY_PACKAGE = "configurable-http-proxy"
+#: The hub's users in the tests: one name as most are, one that s3contents must escape in a
+#: key (a letter outside ASCII, and a dot).
+USERS = ("alice", "zoë.smith")
 #: The prefix each user's server is configured with, as a hub's operator writes it.
 PREFIX_TEMPLATE = "users/{username}"
 

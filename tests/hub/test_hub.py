@@ -23,8 +23,7 @@ import pytest
 import requests
 
 from s3contents.hubnames import escape_segment
-from tests.hub.conftest import USERS
-from tests.hub.hub_support import PREFIX_TEMPLATE, Hub, as_json
+from tests.hub.hub_support import PREFIX_TEMPLATE, USERS, Hub, as_json
 from tests.support.servers import S3Server
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(240)]
