@@ -10,7 +10,8 @@ and parts in :mod:`~s3contents.settings` and :mod:`~s3contents.parts`, names and
 :mod:`~s3contents.paths`, models in :mod:`~s3contents.models`, files and folders as objects
 in :mod:`~s3contents.tree` (with :mod:`~s3contents.folders` and the rename protocol of
 :mod:`~s3contents.renames`), save hooks in :mod:`~s3contents.hooks`, uploads in
-:mod:`~s3contents.uploads`, checkpoints in :mod:`~s3contents.checkpoints`. Each public
+:mod:`~s3contents.uploads`, checkpoints in :mod:`~s3contents.checkpoints`, existence
+checks in :mod:`~s3contents.existence`. Each public
 method passes :func:`_api`, where the package's errors become HTTP errors. Each operation
 spends as few storage requests as it can (docs/architecture.md, "Request budget"): a
 listing is one LIST, an open one GET, a save one PUT.
@@ -34,28 +35,24 @@ from .errors import (
     BadRequest,
     ContentsError,
     NotFound,
-    to_http_error,
 )
+from .existence import ExistenceChecks
 from .folders import FolderListing
 from .hooks import run_post_save_hooks, run_pre_save_hooks
 from .notebooks import convert_and_check, notebook_over, parse_and_sign, precomputed
-from .parts import ManagerParts
 from .parts import api_call as _api
 from .paths import (
     ancestors_and_self,
-    is_hidden_path,
     join_api,
     split_api,
 )
-from .storage.base import ObjectInfo, PutMode, Storage
-from .syncprobe import Existence, TurnListings
+from .storage.base import ObjectInfo, PutMode
 from .uploads import check_chunk
 from .wrapping import CREATING as _CREATING
 from .wrapping import KNOWN as _KNOWN
 from .wrapping import WAS_DIR as _WAS_DIR
 from .wrapping import Known as _Known
 from .wrapping import creating as _creating
-from .wrapping import known as _known
 from .wrapping import name_taken as _name_taken
 
 __all__ = ["ObjectStoreContentsManager"]
@@ -67,7 +64,7 @@ _THREAD_THRESHOLD = 256 * 1024
 _THREAD_ENTRIES = 2000
 
 
-class ObjectStoreContentsManager(ManagerParts):
+class ObjectStoreContentsManager(ExistenceChecks):
     """Jupyter contents (notebooks, files, folders, checkpoints) in an object store."""
 
     # -- folders --------------------------------------------------------------------------
@@ -121,114 +118,6 @@ class ObjectStoreContentsManager(ManagerParts):
             listing.date,
             listing.dir_dates,
         )
-
-    # -- existence ------------------------------------------------------------------------
-    @_api
-    async def dir_exists(self, path: str) -> bool:
-        api_path = self._norm(path)
-        known = _known(api_path, self.keys.is_reserved)
-        if known is not None and (answer := known.is_dir(api_path)) is not None:
-            return answer
-        return await self.tree.is_dir(api_path)
-
-    @_api
-    async def file_exists(self, path: str = "") -> bool:
-        api_path = self._norm(path)
-        if not api_path:
-            return False
-        facts = _known(api_path, self.keys.is_reserved)
-        if facts is not None and (answer := facts.is_file(api_path)) is not None:
-            return answer
-        key = self.keys.key(api_path)
-        if self._uploads is not None:
-            # jupyter_server's PUT handler asks before each chunk of an upload: the upload
-            # changes nothing at the key until it completes, so its session remembers.
-            known = self._uploads.object_exists(key)
-            if known is not None:
-                return bool(known)
-        info = await self.tree.info(api_path)
-        # The PUT handler saves or creates right after asking: it needs no second HEAD.
-        handoff.hand_over(key, info)
-        if self._uploads is not None:
-            self._uploads.note_object_exists(key, info is not None)
-        return info is not None
-
-    def exists(self, path: str) -> Existence:  # type: ignore[override]
-        """Whether a file or folder is at ``path``: to be awaited, as every method here.
-
-        jupytext calls it without ``await`` (jupyter_server's local manager keeps a
-        synchronous ``exists``): ``bool()`` of the answer then makes one bounded request
-        through an adapter of its own on a thread of its own (:mod:`s3contents.syncprobe`),
-        instead of a coroutine that is always true; logged once as a warning."""
-        return Existence(
-            lambda: self._exists(path), lambda: self._exists_now(path), self._warn_sync_exists
-        )
-
-    @_api
-    async def _exists(self, path: str) -> bool:
-        api_path = self._norm(path)
-        if not api_path:
-            return True
-        known = _known(api_path, self.keys.is_reserved)
-        if known is not None:
-            is_file, is_dir = known.is_file(api_path), known.is_dir(api_path)
-            if is_file or is_dir:
-                return True
-            if is_file is False and is_dir is False:
-                return False
-        return await self.tree.info(api_path) is not None or await self.tree.is_dir(api_path)
-
-    #: What a synchronous caller (PyPI hybridcontents, see :mod:`s3contents.blocking`) runs.
-    exists.async_impl = _exists  # type: ignore[attr-defined]
-
-    def _exists_now(self, path: str) -> bool:
-        """``exists`` for a caller that did not await, from the event loop's thread."""
-        try:
-            api_path = self._norm(path)
-            if not api_path:
-                return True
-            key, folder = self.keys.key(api_path), self.keys.dir_prefix(api_path)
-            claim = self.keys.claim_key(api_path)
-        except ContentsError as err:
-            raise to_http_error(err) from err
-
-        async def check(storage: Storage) -> bool:
-            try:
-                await storage.head(key)
-                return True
-            except NotFound:
-                return await storage.exists_any(folder, ignore=claim)
-
-        try:
-            listed = self._turn_listings.answer(key, self.sync_probe)
-            return listed if listed is not None else self.sync_probe.run(check)
-        except ContentsError as err:
-            raise to_http_error(err) from err
-
-    @property
-    def _turn_listings(self) -> TurnListings:
-        if self._turn is None:
-            self._turn = TurnListings(self.keys.delimiter)
-        return self._turn
-
-    _turn: TurnListings | None = None
-
-    def _warn_sync_exists(self) -> None:
-        if not self._sync_exists_warned:
-            self._sync_exists_warned = True
-            self.log.warning(
-                "exists() was called without await (jupytext does so): answered by a "
-                "blocking request on a separate connection; see docs/jupytext.md"
-            )
-
-    _sync_exists_warned = False
-
-    async def is_hidden(self, path: str) -> bool:
-        try:
-            api_path = self._norm(path)
-        except ContentsError:
-            return True
-        return is_hidden_path(api_path) or self.keys.is_reserved(api_path)
 
     # -- get ------------------------------------------------------------------------------
     @_api

@@ -219,7 +219,9 @@ class S3Storage(S3Multipart, S3Versions, Storage):
                 stack = contextlib.AsyncExitStack()
                 client = await stack.enter_async_context(
                     session.create_client(
-                        "s3", config=AioConfig(**self._config_kwargs), **self._client_kwargs
+                        "s3",
+                        config=AioConfig(**_resolving(self._config_kwargs)),
+                        **self._client_kwargs,
                     )
                 )
                 self._exit_stack = stack
@@ -672,6 +674,16 @@ async def _infos(objects: Sequence[dict[str, Any]]) -> builtins.list[ObjectInfo]
     if len(objects) > _OFF_LOOP_OBJECTS:
         return await asyncio.to_thread(lambda: [_info(o) for o in objects])
     return [_info(o) for o in objects]
+
+
+def _resolving(config_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``config_kwargs`` with host names resolved by the system (``getaddrinfo`` in a
+    thread, as botocore's urllib3 does: /etc/hosts, the cluster's search domains), not by
+    aiohttp's default, which is c-ares when aiodns happens to be installed. Made on the
+    running loop (the resolver belongs to it)."""
+    connector = dict(config_kwargs.get("connector_args") or {})
+    connector.setdefault("resolver", aiohttp.ThreadedResolver())
+    return {**config_kwargs, "connector_args": connector}
 
 
 def _prepared_session(given: AioSession | None, role: RoleSettings | None = None) -> AioSession:

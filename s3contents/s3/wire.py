@@ -283,6 +283,8 @@ class Wire:
                 limit=self._max_connections,
                 ssl=self._ssl if self._ssl is not None else True,
                 ttl_dns_cache=300,
+                # The system's resolver, as botocore's (see storage._resolving).
+                resolver=aiohttp.ThreadedResolver(),
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
