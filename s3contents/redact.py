@@ -99,6 +99,22 @@ _PATTERNS: list[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]]] = [
         re.compile(r"(<AWSAccessKeyId>)([A-Za-z0-9]{0,4})[A-Za-z0-9]*(<)"),
         lambda m: f"{m.group(1)}{m.group(2)}…{m.group(3)}",
     ),
+    # Temporary credentials in the answers that hand them out, which botocore logs at DEBUG
+    # ("Response body: ...") before anyone can register them: STS's XML
+    # (<SecretAccessKey>, <SessionToken>), the instance and container endpoints' JSON
+    # ("SecretAccessKey": ..., "Token": ...).
+    (
+        "",
+        re.compile(r"(<(SecretAccessKey|SessionToken)>)[^<]*(</\2>)"),
+        lambda m: f"{m.group(1)}{MASK}{m.group(3)}",
+    ),
+    (
+        "",
+        re.compile(
+            r"""(\\?["'](?:SecretAccessKey|SessionToken|Token)\\?["']\s*:\s*\\?["'])[^"'\\]+"""
+        ),
+        lambda m: m.group(1) + MASK,
+    ),
     # The session token: headers dict, canonical request ("x-amz-security-token:..."), query.
     (
         "ecurity-",
@@ -123,7 +139,18 @@ _PATTERNS: list[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     ),
 ]
 #: Substrings without which none of the untriggered patterns above can match.
-_HINTS = ("Bearer", "access_token", "_key", "_token", "_secret", "_KEY", "_TOKEN", "_SECRET")
+_HINTS = (
+    "Bearer",
+    "access_token",
+    "_key",
+    "_token",
+    "_secret",
+    "_KEY",
+    "_TOKEN",
+    "_SECRET",
+    "Token",
+    "SecretAccessKey",
+)
 
 
 def protect(secret: str | None, *, keep: int = 0) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.multiwriter.multiwriter_support import Writers, api_path, claims_in, run_at_once
+from tests.storage.gaps import probe
 
 FILES = 300
 #: What each trial ended with, printed after the module (pytest -s): docs/reliability.md.
@@ -173,13 +174,36 @@ def test_saves_and_new_files_during_a_rename_are_not_lost(writers: Writers) -> N
     # Every file is in B, with its last acknowledged content: none lost, none undone...
     expected = {p.split("/A/", 1)[1]: c for p, c in files.items()} | acked
     lost = sorted(r for r, c in expected.items() if c not in (in_b.get(r), in_a.get(r)))
-    assert lost == [], [(r, expected[r], in_b.get(r), in_a.get(r)) for r in lost[:5]]
-    assert set(in_b) | set(in_a) == set(expected)
+    # ...except, on a store whose conditional delete is not one step (probed: SeaweedFS), a
+    # save acknowledged while the rename's delete of that very key was in the store's hands.
+    gap = probe(writers.server, writers.bucket, "delete_atomic")
+    source = f"{writers.prefix}/{top}/A/"
+    store_lost = [r for r in lost if gap and _raced_its_delete(writers, source + r, timing.get(r))]
+    if store_lost:
+        OUTCOMES.append(f"  lost to the store ({writers.server.name} {gap}): {store_lost}")
+    ours = [r for r in lost if r not in store_lost]
+    assert ours == [], [(r, expected[r], in_b.get(r), in_a.get(r)) for r in ours[:5]]
+    assert len(store_lost) <= 1, store_lost
+    assert set(in_b) | set(in_a) == set(expected) - set(store_lost)
     # ...but for saves still on their way when the rename ended: those stay under A (a
     # new file there, as a save to a renamed path on any server makes; docs/reliability.md).
     named = set(re.findall(r"[\w.]+\.txt", str(body))) if code == 409 else set()
     late = {r: (round(timing[r][0] - began, 3), round(timing[r][1] - began, 3)) for r in in_a}
     assert len(set(in_a) - named) <= 2, (late, round(ended - began, 3), body)
+
+
+def _raced_its_delete(writers: Writers, key: str, save: tuple[float, float] | None) -> bool:
+    """Whether the save (sent, answered) overlapped, in time, a delete of ``key`` (one
+    DELETE, or a DeleteObjects naming it) that the renaming server sent to the store."""
+    if save is None:
+        return False
+    sent, answered = save
+    return any(
+        seen.sent < answered
+        and sent < seen.answered
+        and (key in seen.deleted or (seen.method == "DELETE" and seen.key == key))
+        for seen in writers.proxies[0].requests()
+    )
 
 
 def test_a_rename_killed_half_way_is_finished_by_a_retry_keeping_newer_saves(

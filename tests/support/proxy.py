@@ -78,6 +78,9 @@ class Seen:
     deleted: tuple[str, ...] = ()
     status: int = 0
     headers: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    #: ``time.monotonic()`` when the request went to the server and when its answer came.
+    sent: float = field(default=0.0, compare=False, repr=False)
+    answered: float = field(default=0.0, compare=False, repr=False)
 
     @property
     def list_prefix(self) -> str | None:
@@ -398,6 +401,7 @@ class StorageProxy:
             await self._fire("arrived", req)
         method = req.start[0].upper()
         keep_body = self.record and method == "POST" and "delete" in parse_target(req.start[1])[2]
+        sent = time.monotonic()
         u_writer.write(req.raw)
         await u_writer.drain()
         body = b""
@@ -411,7 +415,7 @@ class StorageProxy:
             if resp.start[1] != "100":
                 # Final answer without the body having been sent: the connection state is
                 # unknown to us, so relay the answer and close.
-                await self._answered(req, resp, body)
+                await self._answered(req, resp, body, sent)
                 await self._relay_response(req, resp, u_reader, c_writer)
                 return False
             c_writer.write(resp.raw)
@@ -426,18 +430,18 @@ class StorageProxy:
                 c_writer.write(resp.raw)  # stray interim response
                 continue
             break
-        await self._answered(req, resp, body)
+        await self._answered(req, resp, body, sent)
         keep = await self._relay_response(req, resp, u_reader, c_writer)
         return keep and not req.wants_close
 
-    async def _answered(self, req: Head, resp: Head, body: bytes) -> None:
+    async def _answered(self, req: Head, resp: Head, body: bytes, sent: float) -> None:
         """The server answered ``req``: record it, then act on the ``answered`` rules."""
         if self.record:
-            self._record(req, resp, body)
+            self._record(req, resp, body, sent)
         if self._rules:
             await self._fire("answered", req)
 
-    def _record(self, req: Head, resp: Head, body: bytes) -> None:
+    def _record(self, req: Head, resp: Head, body: bytes, sent: float) -> None:
         bucket, key, query = parse_target(req.start[1])
         deleted: tuple[str, ...] = ()
         if body:
@@ -453,6 +457,8 @@ class StorageProxy:
             deleted=deleted,
             status=int(resp.start[1]),
             headers=dict(req.headers),
+            sent=sent,
+            answered=time.monotonic(),
         )
         with self._lock:
             self._seen.append(seen)

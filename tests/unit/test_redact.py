@@ -105,6 +105,16 @@ def test_a_secret_inside_another_is_masked_whole() -> None:
         ("JPY_S3_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG", "wJalrXUtnFEMI/K7MDENG"),
         ("{'client_secret': 'd-FL95Q19q7MQmFpd7hHD0Ty'}", "d-FL95Q19q7MQmFpd7hHD0Ty"),
         ("{'access_key_id': 'AKIAIOSFODNN7EXAMPLE'}", "AKIAIOSFODNN7EXAMPLE"),
+        # botocore's "Response body:" of STS (XML, as bytes' repr) and of the instance and
+        # container credential endpoints (JSON), logged before the manager sees them
+        (
+            "Response body:\nb'<Credentials><AccessKeyId>ASIAQWERTY</AccessKeyId>"
+            "<SecretAccessKey>TmydYYBC/sCw3Fy0o+7IL87</SecretAccessKey>'",
+            "TmydYYBC/sCw3Fy0o+7IL87",
+        ),
+        ("b'<SessionToken>FQoGZXIvYXdzEBYa+Dh/FAL=</SessionToken>'", "FQoGZXIvYXdzEBYa+Dh/FAL="),
+        ('{"AccessKeyId": "ASIA1", "SecretAccessKey": "abc/def+ghi1"}', "abc/def+ghi1"),
+        ('b\'{"Code": "Success", "Token": "IQoJb3Jp/Z2lu=="}\'', "IQoJb3Jp/Z2lu=="),
     ],
 )
 def test_credentials_are_masked_by_pattern_even_when_unregistered(text: str, leaked: str) -> None:
@@ -116,6 +126,8 @@ def test_credentials_are_masked_by_pattern_even_when_unregistered(text: str, lea
 def test_text_without_credentials_is_unchanged() -> None:
     text = "GET /bucket/key?list-type=2 200, session_token_expiry: 12, Credential: none"
     assert redact.redact(text) == text
+    listing = '{"NextContinuationToken": "1ueGcxLPRx1Tr", "KeyCount": 2}'
+    assert redact.redact(listing) == listing
 
 
 def test_access_key_ids_found_by_pattern_keep_four_characters() -> None:
