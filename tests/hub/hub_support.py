@@ -48,6 +48,7 @@ from urllib.parse import quote
 import requests
 
 from s3contents.embedded import LOOPBACK, free_ports, stop_process
+from tests.support.jupyter_procs import LoggedProcess
 from tests.support.servers import S3Server, spawn
 
 __all__ = [
@@ -188,7 +189,7 @@ c.Spawner.pre_spawn_hook = single_user_log
 
 
 @dataclass
-class Hub:
+class Hub(LoggedProcess):
     """A JupyterHub that this process started, and how to reach it."""
 
     url: str
@@ -288,16 +289,6 @@ class Hub:
         for path in sorted((self.folder / "home").glob(f"*/{_SINGLEUSER_LOG}")):
             found[path.parent.name] = path.read_text(errors="replace")
         return found
-
-    def log(self) -> str:
-        if self._log_file is not None:
-            self._log_file.flush()
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        return self.log_path.read_text(errors="replace")
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log().splitlines()[-lines:])
 
     def check_running(self) -> None:
         if self.process is not None and self.process.poll() is not None:

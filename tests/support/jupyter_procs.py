@@ -35,7 +35,7 @@ from typing import IO, Any
 from s3contents.embedded import LOOPBACK, free_ports, stop_process
 from tests.support.servers import spawn
 
-__all__ = ["USER_SETTINGS", "JupyterApp", "start_jupyter"]
+__all__ = ["USER_SETTINGS", "JupyterApp", "LoggedProcess", "start_jupyter"]
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _REQUESTS = re.compile(
@@ -60,8 +60,27 @@ def _settings(settings_dir: Path) -> None:
         path.write_text(json.dumps(values))
 
 
+class LoggedProcess:
+    """Reading the log file of a server process this process started (its dataclass holds
+    ``log_path`` and the open ``_log_file``)."""
+
+    log_path: Path | None
+    _log_file: IO[bytes] | None
+
+    def log(self) -> str:
+        """The server's whole log so far."""
+        if self._log_file is not None:
+            self._log_file.flush()
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+
 @dataclass
-class JupyterApp:
+class JupyterApp(LoggedProcess):
     """A JupyterLab, Notebook 7 or bare Jupyter Server that this process started."""
 
     kind: str
@@ -153,17 +172,6 @@ class JupyterApp:
         with _DIRECT.open(request, timeout=60) as response:
             data: bytes = response.read()
             return data
-
-    def log(self) -> str:
-        """The server's whole log so far."""
-        if self._log_file is not None:
-            self._log_file.flush()
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        return self.log_path.read_text(errors="replace")
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log().splitlines()[-lines:])
 
     def stop(self, keep_log: Path | None = None) -> None:
         """Stop the server (by PID: SIGTERM, then SIGKILL; it shuts its kernels down) and
