@@ -415,7 +415,7 @@ class S3ContentsManager(ObjectStoreContentsManager):
             raise TraitError("role_duration_seconds must be between 900 and 43200")
         redact.protect(self.role_external_id)
         region = self.region_name or "us-east-1"
-        root = self.delimiter.join(p for p in self.prefix.split(self.delimiter) if p)
+        root = self.keys.prefix
         try:
             policy = session_policy(
                 self.bucket,
@@ -438,7 +438,7 @@ class S3ContentsManager(ObjectStoreContentsManager):
             external_id=self.role_external_id or None,
             sts_endpoint_url=endpoint or None,
             region=region,
-            probe_prefix=root + self.delimiter if root else "",
+            probe_prefix=self.keys.root,
             source_keys=keys,
             client_kwargs={k: v for k, v in client_kwargs.items() if k == "verify"},
         )
