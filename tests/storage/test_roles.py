@@ -140,22 +140,30 @@ def scoped(
 ) -> Iterator[tuple[S3ContentsManager, STSRecorder]]:
     recorder = STSRecorder()
     cm = S3ContentsManager(
-        bucket=moto_bucket,
-        prefix="users/alice",
-        endpoint_url=moto_s3.endpoint_url,
-        region_name=moto_s3.region_name,
-        access_key_id=identities.user_key,
-        secret_access_key=identities.user_secret,
+        **_alice(moto_s3, moto_bucket, identities),
         boto3_session=recorder.session,
         role_arn=identities.role_arn,
         role_session_name="s3contents-alice",
         role_duration_seconds=900,
-        sts_endpoint_url=moto_s3.endpoint_url,
     )
     try:
         yield cm, recorder
     finally:
         jp_asyncio_loop.run_until_complete(cm.close())
+
+
+def _alice(server: S3Server, bucket: str, identities: Identities) -> dict[str, Any]:
+    """Settings of a manager on ``users/alice`` that signs in as the user who may only
+    assume roles (add ``role_arn``), with moto as its STS."""
+    return {
+        "bucket": bucket,
+        "prefix": "users/alice",
+        "endpoint_url": server.endpoint_url,
+        "region_name": server.region_name,
+        "access_key_id": identities.user_key,
+        "secret_access_key": identities.user_secret,
+        "sts_endpoint_url": server.endpoint_url,
+    }
 
 
 def _objects(server: S3Server, bucket: str) -> list[str]:
@@ -325,14 +333,8 @@ async def test_a_role_that_cannot_be_assumed_is_forbidden(
     moto_s3: S3Server, moto_bucket: str, identities: Identities
 ) -> None:
     cm = S3ContentsManager(
-        bucket=moto_bucket,
-        prefix="users/alice",
-        endpoint_url=moto_s3.endpoint_url,
-        region_name=moto_s3.region_name,
-        access_key_id=identities.user_key,
-        secret_access_key=identities.user_secret,
+        **_alice(moto_s3, moto_bucket, identities),
         role_arn=identities.role_arn.replace("notebooks-", "other-"),
-        sts_endpoint_url=moto_s3.endpoint_url,
     )
     try:
         with pytest.raises(Forbidden) as err:
